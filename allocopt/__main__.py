@@ -1,0 +1,3 @@
+from allocopt.cli import main
+
+main()

@@ -1,0 +1,129 @@
+"""Pre-solve diagnostics and the explanation of an infeasible round.
+
+``diagnostics`` is cheap arithmetic on the round's terms (used by `validate`
+and before every solve); ``share_shortfalls`` re-solves without share minimums
+to say exactly how much of a minimum can be met.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+
+from allocopt.model import AllocationModel
+from allocopt.options import SolveOptions
+from allocopt.terms import STACK_NAMES, Terms
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One finding: 'error' means the round cannot be solved as it stands."""
+
+    level: str  # error | warning | info
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.level}: {self.message}"
+
+
+def diagnostics(terms: Terms) -> list[Diagnostic]:
+    """Demand against capacity per stack and per share group; proposals nobody can serve."""
+    rnd = terms.round
+    out: list[Diagnostic] = []
+    eligible = [a for a in terms.assessments.values() if a.eligible]
+    for stack, label in STACK_NAMES.items():
+        capacity = sum(
+            (m.gpu_hours * Fraction(str(m.exchange_rate)) for m in rnd.machines if m.stack == stack),
+            Fraction(0),
+        )
+        demand = sum(
+            a.proposal.request.reference_gpu_hours
+            for a in eligible
+            if any(rnd.machine(o.machine_id).stack == stack for o in a.options)
+        )
+        if capacity == 0 and demand == 0:
+            continue
+        ratio = f"{float(demand / capacity):.1f}x capacity" if capacity else "no capacity"
+        out.append(
+            Diagnostic(
+                "info",
+                f"{label}: eligible demand {demand:,} reference GPU-h, capacity "
+                f"{float(capacity):,.0f} ({ratio})",
+            )
+        )
+    for group in terms.groups.values():
+        members = [a for a in eligible if a.group_id == group.group_id]
+        most = _group_ceiling(terms, group.group_id)
+        demand = sum(a.proposal.request.reference_gpu_hours for a in members)
+        line = (
+            f"share group '{group.group_id}': {len(members)} eligible proposals asking "
+            f"{demand:,} reference GPU-h ({_pct(demand, terms.total_ref)} of capacity); "
+            f"minimum {_pct(group.min_ref, terms.total_ref)}"
+        )
+        if most < group.min_ref:
+            out.append(
+                Diagnostic(
+                    "error",
+                    line + f" cannot be met: at most {float(most):,.0f} reference GPU-h "
+                    f"({_pct(most, terms.total_ref)}) can go to this group; lower its min_share to "
+                    f"{_floor_share(most, terms.total_ref)} or admit more of its proposals",
+                )
+            )
+        else:
+            out.append(Diagnostic("info", line))
+    for a in terms.assessments.values():
+        served = [r for r in a.ineligible if r.code in ("incompatible", "too_small", "cap")]
+        for r in served:
+            out.append(Diagnostic("warning", f"proposal '{a.proposal.id}' can never be funded: {r.detail}"))
+    return out
+
+
+def share_shortfalls(terms: Terms, options: SolveOptions) -> list[str]:
+    """For an infeasible round: each share minimum that cannot be met, and by how much.
+
+    Each group's most reachable reference hours are found by re-solving with
+    every share minimum dropped and that group's hours maximised.
+    """
+    found: list[str] = []
+    for group in terms.groups.values():
+        if group.min_ref <= 0:
+            continue
+        model = AllocationModel(terms, share_minimums=False)
+        to_hours = model.maximise_group_hours(group.group_id)
+        raw = model.solve(options)
+        if raw.status != "optimal" or raw.objective is None:
+            continue
+        best = raw.objective * to_hours
+        if best < group.min_ref:
+            found.append(
+                f"the {group.name} minimum share ({_pct(group.min_ref, terms.total_ref)}, "
+                f"{float(group.min_ref):,.0f} reference GPU-h) cannot be met: under the other rules at "
+                f"most {float(best):,.0f} reference GPU-h ({_pct(best, terms.total_ref)}) can go to "
+                f"{group.name}, {float(group.min_ref - best):,.0f} short; lower its min_share to "
+                f"{_floor_share(best, terms.total_ref)}, or add capacity its proposals can use"
+            )
+    return found
+
+
+def _group_ceiling(terms: Terms, group_id: str) -> Fraction:
+    """An upper bound on a group's reference hours: every member's largest award, capped by its
+    compatible machines' capacity."""
+    rnd = terms.round
+    members = [a for a in terms.assessments.values() if a.eligible and a.group_id == group_id]
+    demand = sum((max(o.max_units * o.ref_per_unit for o in a.options) for a in members), Fraction(0))
+    machines = {o.machine_id for a in members for o in a.options}
+    capacity = sum(
+        (rnd.machine(m).gpu_hours * Fraction(str(rnd.machine(m).exchange_rate)) for m in machines),
+        Fraction(0),
+    )
+    return min(demand, capacity)
+
+
+def _pct(x: Fraction | int, total: Fraction) -> str:
+    return f"{float(x / total):.1%}" if total else "n/a"
+
+
+def _floor_share(x: Fraction, total: Fraction) -> str:
+    """A share, rounded down to 4 decimals, that is certain to be reachable."""
+    return f"{math.floor(x / total * 10_000) / 10_000:.4f}" if total else "0"

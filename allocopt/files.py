@@ -1,0 +1,170 @@
+"""Reading round files, canonical form and hashing, and atomic writes.
+
+Every problem in an input file becomes a ``Problem`` that names the file, the
+JSON path and what to do, so the CLI can print one line per problem. Output
+files are written to a temporary file beside the target and renamed into
+place, so a crash or Ctrl-C never leaves a half-written file behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from allocopt.errors import InputError, Problem
+from allocopt.round import Loc, Round, cross_check, json_path
+
+# Hints appended to pydantic's own messages, by error type.
+_HINTS = {
+    "missing": "this field is required; add it",
+    "extra_forbidden": "unknown field; remove it or fix its spelling",
+    "int_type": "write a whole number, e.g. 1000",
+    "int_parsing": "write a whole number, e.g. 1000",
+    "int_from_float": "write a whole number, e.g. 1000",
+    "float_type": "write a number",
+    "float_parsing": "write a number",
+    "finite_number": "write a finite number (not NaN or Infinity)",
+    "string_type": "write a text in double quotes",
+    "string_pattern_mismatch": "see the field's description in `allocopt schema`",
+    "model_type": "write a JSON object { ... }",
+    "model_attributes_type": "write a JSON object { ... }",
+    "list_type": "write a JSON list [ ... ]",
+    "bool_type": "write true or false",
+}
+
+
+def read_json(path: Path, shown: str | None = None) -> Any:
+    """Parse a JSON file, turning every way it can fail into an ``InputError``."""
+    shown = shown or str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError([Problem(shown, "", "no such file; check the path")]) from None
+    except IsADirectoryError:
+        raise InputError([Problem(shown, "", "is a folder, not a JSON file")]) from None
+    except UnicodeDecodeError:
+        raise InputError([Problem(shown, "", "is not UTF-8 text; save it as UTF-8")]) from None
+    except OSError as exc:
+        raise InputError([Problem(shown, "", f"cannot be read ({exc.strerror})")]) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            [
+                Problem(
+                    shown,
+                    f"line {exc.lineno} column {exc.colno}",
+                    f"malformed JSON ({exc.msg}); fix the syntax there",
+                )
+            ]
+        ) from None
+
+
+def read_round(path: str | Path) -> Round:
+    """Read and validate a round file, inlining its proposal files.
+
+    Raises ``InputError`` listing every problem found. The round comes back in
+    canonical order (machines, groups and proposals sorted by id).
+    """
+    path = Path(path)
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise InputError([Problem(str(path), "$", "a round file must hold a JSON object")])
+    origins, problems = _inline_proposal_files(path, data)
+    if problems:
+        raise InputError(problems)
+    return validate_round(data, str(path), origins)
+
+
+def validate_round(data: dict[str, Any], shown: str, origins: list[tuple[str, Loc]] | None = None) -> Round:
+    """Validate round data already in memory (e.g. a solution's embedded input)."""
+    origins = origins or []
+    try:
+        rnd = Round.model_validate_json(json.dumps(data), strict=True, context={"defer_cross_checks": True})
+    except ValidationError as exc:
+        raise InputError(
+            [_locate(shown, origins, tuple(err["loc"]), _message(err)) for err in exc.errors()]
+        ) from None
+    cross = cross_check(rnd)
+    if cross:
+        raise InputError([_locate(shown, origins, loc, msg) for loc, msg in cross])
+    return rnd.canonical()
+
+
+def _inline_proposal_files(
+    round_path: Path, data: dict[str, Any]
+) -> tuple[list[tuple[str, Loc]], list[Problem]]:
+    """Replace proposal file names by their contents; remember where each came from."""
+    entries = data.get("proposals")
+    if not isinstance(entries, list):
+        return [], []
+    inlined: list[Any] = []
+    origins: list[tuple[str, Loc]] = []
+    problems: list[Problem] = []
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, str):
+            inlined.append(entry)
+            origins.append((str(round_path), ("proposals", i)))
+            continue
+        file = round_path.parent / entry
+        try:
+            content = read_json(file, str(file))
+        except InputError as exc:
+            problems += exc.problems
+            continue
+        items = content if isinstance(content, list) else [content]
+        for j, item in enumerate(items):
+            inlined.append(item)
+            origins.append((str(file), (j,) if isinstance(content, list) else ()))
+    data["proposals"] = inlined
+    return origins, problems
+
+
+def _locate(shown: str, origins: list[tuple[str, Loc]], loc: Loc, message: str) -> Problem:
+    """Point a location in the merged round back at the file it came from."""
+    if len(loc) >= 2 and loc[0] == "proposals" and isinstance(loc[1], int) and loc[1] < len(origins):
+        file, prefix = origins[loc[1]]
+        return Problem(file, json_path((*prefix, *loc[2:])), message)
+    return Problem(shown, json_path(loc), message)
+
+
+def _message(err: Any) -> str:
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    hint = _HINTS.get(err["type"])
+    got = err.get("input")
+    if err["type"] != "missing" and isinstance(got, int | float | str) and len(str(got)) < 40:
+        msg += f" (got {json.dumps(got)})"
+    return f"{msg}; {hint}" if hint else msg
+
+
+def canonical_json(model: BaseModel) -> str:
+    """Sorted keys, compact separators: the form that is hashed and embedded."""
+    return json.dumps(
+        model.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+
+
+def sha256_of(model: BaseModel) -> str:
+    """The sha256 of a model's canonical JSON."""
+    return hashlib.sha256(canonical_json(model).encode("utf-8")).hexdigest()
+
+
+def write_atomic(path: str | Path, text: str) -> None:
+    """Write text to path via a temporary file and a rename: all or nothing."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent or Path("."), prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,30 @@
+"""Solve options: what the solver is allowed to do, recorded in every solution."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class SolveOptions(BaseModel):
+    """How to solve a round. Every field is recorded in the solution's provenance."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    objective: Literal["merit"] = Field(default="merit", description="What to optimise.")
+    workers: int = Field(
+        default=2, ge=1, le=64, description="CP-SAT search workers (interleaved: deterministic)."
+    )
+    seed: int = Field(default=0, ge=0, description="CP-SAT random seed.")
+    work_limit: float = Field(
+        default=60.0,
+        gt=0,
+        description="Deterministic work limit in CP-SAT deterministic seconds: the same limit "
+        "stops at the same point on any machine, so results reproduce.",
+    )
+    time_limit: float | None = Field(
+        default=None,
+        gt=0,
+        description="Wall-clock safety cap in seconds; a solve it stops may not reproduce.",
+    )
