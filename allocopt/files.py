@@ -22,7 +22,7 @@ from allocopt.round import Loc, Round, cross_check, json_path
 
 # Hints appended to pydantic's own messages, by error type.
 _HINTS = {
-    "missing": "this field is required; add it",
+    "missing": "add it",
     "extra_forbidden": "unknown field; remove it or fix its spelling",
     "int_type": "write a whole number, e.g. 1000",
     "int_parsing": "write a whole number, e.g. 1000",
@@ -36,6 +36,10 @@ _HINTS = {
     "model_attributes_type": "write a JSON object { ... }",
     "list_type": "write a JSON list [ ... ]",
     "bool_type": "write true or false",
+    "greater_than": "change the value (see `allocopt schema round`)",
+    "greater_than_equal": "change the value (see `allocopt schema round`)",
+    "less_than": "change the value (see `allocopt schema round`)",
+    "less_than_equal": "change the value (see `allocopt schema round`)",
 }
 
 
@@ -113,6 +117,16 @@ def _inline_proposal_files(
             origins.append((str(round_path), ("proposals", i)))
             continue
         file = round_path.parent / entry
+        if not file.is_file():
+            problems.append(
+                Problem(
+                    str(round_path),
+                    json_path(("proposals", i)),
+                    f"proposal file '{entry}' not found (looked for {file}); check the path, "
+                    "which is relative to the round file",
+                )
+            )
+            continue
         try:
             content = read_json(file, str(file))
         except InputError as exc:
@@ -136,6 +150,8 @@ def _locate(shown: str, origins: list[tuple[str, Loc]], loc: Loc, message: str) 
 
 def _message(err: Any) -> str:
     msg = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] == "missing":
+        msg = "required field is missing"
     hint = _HINTS.get(err["type"])
     got = err.get("input")
     if err["type"] != "missing" and isinstance(got, int | float | str) and len(str(got)) < 40:

@@ -178,9 +178,7 @@ def _why_reduced(
     blockers = ledger.blockers(a, o, 1)
     if not blockers:
         return [_unexplained(a, optimal, gap)]
-    return [
-        ReasonOut(code=code, detail=f"not raised further: {detail}") for code, detail in blockers
-    ]
+    return [ReasonOut(code=code, detail=detail) for code, detail in blockers]
 
 
 def _unexplained(a: Assessment, optimal: bool, gap: float) -> ReasonOut:

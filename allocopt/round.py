@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from fractions import Fraction
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import (
     BaseModel,
@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-FORMAT = "allocopt-round/1"
+FORMAT: Final = "allocopt-round/1"
 
 Id = Annotated[
     str,

@@ -7,13 +7,13 @@ command (verify, report, an appeal) needs only this one file.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from allocopt.round import Round
 
-FORMAT = "allocopt-solution/1"
+FORMAT: Final = "allocopt-solution/1"
 
 
 class Out(BaseModel):

@@ -70,7 +70,7 @@ def solve(
         metrics=metrics(terms, results),
         solver=SolverOut(
             status="optimal" if optimal else "feasible",
-            stop_reason=raw.stop_reason,  # type: ignore[arg-type]
+            stop_reason=raw.stop_reason,
             deterministic_seconds=round(raw.deterministic_seconds, 3),
             options_considered=raw.num_options,
         ),

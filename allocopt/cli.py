@@ -1,0 +1,264 @@
+"""The `allocopt` command line: validate, solve, verify, report, generate, schema.
+
+Exit codes: 0 ok; 1 the rules cannot all hold, verify found violations, or no
+allocation was found in time; 2 bad input or bad usage; 3 an internal error
+(a bug: please report it with the command that caused it).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+from pydantic import ValidationError
+from rich.console import Console
+from rich.status import Status
+
+from allocopt.diagnose import diagnostics
+from allocopt.errors import AllocoptError, InfeasibleError, InputError, Problem
+from allocopt.files import read_json, read_round, validate_round, write_atomic
+from allocopt.model import Progress
+from allocopt.options import SolveOptions
+from allocopt.report import FORMATS, render, render_summary
+from allocopt.round import Round, json_path
+from allocopt.solution import Solution
+from allocopt.solve import solve as solve_round
+from allocopt.terms import derive
+
+EXIT_OK, EXIT_FAIL, EXIT_INPUT, EXIT_BUG = 0, 1, 2, 3
+
+err = Console(stderr=True, highlight=False)
+
+
+def say(text: str) -> None:
+    click.echo(text)
+
+
+def warn(text: str) -> None:
+    click.echo(text, err=True)
+
+
+def screen_width() -> int:
+    """The terminal's width, or a wide page when output goes to a file or pipe."""
+    return err.width if err.is_terminal else 140
+
+
+class Failed(Exception):
+    """Stop a command with this exit code (messages were already printed)."""
+
+    def __init__(self, code: int) -> None:
+        self.code = code
+
+
+class _Commands(click.Group):
+    """Runs a command and turns every error into clear lines and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Failed as exc:
+            ctx.exit(exc.code)
+        except InputError as exc:
+            for problem in exc.problems:
+                warn(f"error: {problem}")
+            ctx.exit(EXIT_INPUT)
+        except InfeasibleError as exc:
+            warn(f"infeasible: {exc}")
+            ctx.exit(EXIT_FAIL)
+        except AllocoptError as exc:
+            warn(f"error: {exc}")
+            ctx.exit(EXIT_FAIL)
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+            raise
+        except Exception as exc:  # the edge of the program: no traceback for the user
+            warn(f"internal error: {type(exc).__name__}: {exc} (please report this)")
+            ctx.exit(EXIT_BUG)
+
+
+@click.group(
+    name="allocopt",
+    cls=_Commands,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.version_option(package_name="allocopt")
+def cli() -> None:
+    """Share out accelerator time among peer-reviewed proposals, with a proof and reasons.
+
+    Exit codes: 0 ok; 1 infeasible rules, violations or no allocation in time; 2 bad input; 3 bug.
+    """
+
+
+@cli.command()
+@click.argument("round_file", metavar="ROUND", type=click.Path(path_type=Path))
+def validate(round_file: Path) -> None:
+    """Check a round file and print pre-solve diagnostics with advice."""
+    rnd = read_round(round_file)
+    findings = diagnostics(derive(rnd))
+    say(
+        f"{round_file}: valid round '{rnd.id}' with {len(rnd.machines)} machines and "
+        f"{len(rnd.proposals)} proposals"
+    )
+    for d in findings:
+        (warn if d.level == "error" else say)(f"  {d}")
+    if any(d.level == "error" for d in findings):
+        raise Failed(EXIT_FAIL)
+
+
+@cli.command()
+@click.argument("round_file", metavar="ROUND", type=click.Path(path_type=Path))
+@click.option(
+    "-o", "--output", type=click.Path(path_type=Path), required=True, help="Solution file to write."
+)
+@click.option(
+    "--work-limit",
+    type=click.FloatRange(min=0, min_open=True),
+    default=60.0,
+    show_default=True,
+    help="Deterministic work limit (CP-SAT deterministic seconds): reproducible.",
+)
+@click.option(
+    "--time-limit",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Wall-clock safety cap in seconds; a solve it stops may not reproduce.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=2,
+    show_default=True,
+    help="CP-SAT workers (interleaved, so the result does not depend on machine load).",
+)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="CP-SAT random seed.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+def solve(
+    round_file: Path,
+    output: Path,
+    work_limit: float,
+    time_limit: float | None,
+    workers: int,
+    seed: int,
+    quiet: bool,
+) -> None:
+    """Solve ROUND under its policy and write the solution file (atomically)."""
+    rnd = read_round(round_file)
+    options = SolveOptions(workers=workers, seed=seed, work_limit=work_limit, time_limit=time_limit)
+    status = Status("solving...", console=err) if err.is_terminal and not quiet else None
+
+    def progress(p: Progress) -> None:
+        if status is not None:
+            gap = (p.bound - p.objective) / max(1, abs(p.bound))
+            status.update(
+                f"solving: incumbent {p.objective:,}, bound {p.bound:,}, gap {gap:.4%}, {p.seconds:.1f} s"
+            )
+
+    try:
+        if status is not None:
+            status.start()
+        solution = solve_round(rnd, options, progress)
+    finally:
+        if status is not None:
+            status.stop()
+    write_atomic(output, solution_json(solution))
+    if not quiet:
+        click.echo(render_summary(solution, width=screen_width()), nl=False)
+        say(f"Wrote {output}")
+        if solution.solver.stop_reason in ("time_limit", "interrupted"):
+            warn(
+                f"warning: the solve was stopped by the {solution.solver.stop_reason.replace('_', ' ')}: "
+                "this is the best allocation found so far and may not reproduce"
+            )
+
+
+@cli.command()
+@click.argument("round_file", metavar="ROUND", type=click.Path(path_type=Path))
+@click.argument("solution_file", metavar="SOLUTION", type=click.Path(path_type=Path))
+def verify(round_file: Path, solution_file: Path) -> None:
+    """Recheck every rule and the objective of SOLUTION against ROUND, independently of the solver."""
+    from allocopt.verify import verify as verify_solution
+
+    rnd = read_round(round_file)
+    solution = read_solution(solution_file)
+    violations = verify_solution(rnd, solution)
+    if violations:
+        for v in violations:
+            warn(f"violation: {v}")
+        warn(f"{solution_file}: {len(violations)} violation(s)")
+        raise Failed(EXIT_FAIL)
+    say(
+        f"{solution_file}: valid: every rule holds and the objective "
+        f"{solution.objective.scaled:,} recomputes exactly"
+    )
+
+
+@cli.command()
+@click.argument("solution_file", metavar="SOLUTION", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write the report to this file instead of the screen.",
+)
+def report(solution_file: Path, fmt: str, output: Path | None) -> None:
+    """Report a solution: headline, shares, machines and every proposal with its reasons."""
+    solution = read_solution(solution_file)
+    text = render(solution, fmt, width=screen_width() if output is None else 140)
+    if output is not None:
+        write_atomic(output, text)
+    else:
+        click.echo(text, nl=False)
+
+
+@cli.command()
+@click.option("--proposals", type=click.IntRange(1, 100_000), required=True, help="Number of proposals.")
+@click.option("--machines", type=click.IntRange(1, 100), required=True, help="Number of machines.")
+@click.option("--seed", type=click.IntRange(min=0), required=True, help="Random seed.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Round file to write.")
+def generate(proposals: int, machines: int, seed: int, output: Path) -> None:
+    """Write a synthetic round on the real EuroHPC fleet (assumptions: see the README)."""
+    from allocopt.generate import generate_round, write_round
+
+    rnd = generate_round(proposals, machines, seed)
+    write_round(rnd, output)
+    say(f"Wrote {output}: {len(rnd.proposals)} proposals on {len(rnd.machines)} machines")
+
+
+@cli.command()
+@click.argument("what", type=click.Choice(["round", "proposal", "solution"]))
+def schema(what: str) -> None:
+    """Print the JSON Schema of a round, proposal or solution file."""
+    from allocopt.round import Proposal
+
+    model: Any = {"round": Round, "proposal": Proposal, "solution": Solution}[what]
+    click.echo(json.dumps(model.model_json_schema(), indent=2))
+
+
+def read_solution(path: Path) -> Solution:
+    """Read a solution file; problems are reported like a round file's."""
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise InputError([Problem(str(path), "$", "a solution file must hold a JSON object")])
+    try:
+        solution = Solution.model_validate_json(json.dumps(data), strict=False)
+    except ValidationError as exc:
+        raise InputError(
+            [
+                Problem(str(path), json_path(tuple(e["loc"])), str(e["msg"]).removeprefix("Value error, "))
+                for e in exc.errors()
+            ]
+        ) from None
+    validate_round(data["input"], f"{path} (embedded round)")
+    return solution
+
+
+def solution_json(solution: Solution) -> str:
+    return solution.model_dump_json(indent=2) + "\n"
+
+
+def main() -> None:
+    """Entry point of the `allocopt` command."""
+    cli()

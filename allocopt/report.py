@@ -1,0 +1,266 @@
+"""Render a solution for people: a terminal table, Markdown, CSV or JSON.
+
+Every renderer reads only the solution file (which embeds its round), so a
+report can be made months later from the solution alone. Titles and names are
+untrusted text: Markdown escapes them, CSV neutralises cells a spreadsheet
+would run as a formula.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from rich import box
+from rich.console import Console, Group
+from rich.markup import escape
+from rich.table import Table
+
+from allocopt.solution import Decision, Solution
+
+FORMATS = ("table", "markdown", "csv", "json")
+
+_DECISION_WORDS = {
+    Decision.FUNDED: "funded in full",
+    Decision.REDUCED: "reduced",
+    Decision.NOT_FUNDED: "not funded",
+    Decision.NOT_ELIGIBLE: "not eligible",
+}
+
+
+def render(solution: Solution, fmt: str, *, width: int = 140) -> str:
+    """The whole report in one of FORMATS."""
+    if fmt == "table":
+        return _to_text(summary_tables(solution), proposals_table(solution), width=width)
+    if fmt == "markdown":
+        return markdown(solution)
+    if fmt == "csv":
+        return csv_text(solution)
+    if fmt == "json":
+        return json.dumps(report_data(solution), indent=2, ensure_ascii=False) + "\n"
+    raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+
+
+def render_summary(solution: Solution, *, width: int = 140) -> str:
+    """Headline, shares and machines as terminal tables (what `solve` prints)."""
+    return _to_text(summary_tables(solution), width=width)
+
+
+# -- rows shared by every format ----------------------------------------------
+
+
+def headline(solution: Solution) -> list[tuple[str, str]]:
+    """Key figures of a solution as (label, value) pairs."""
+    obj, met = solution.objective, solution.metrics
+    gap = "proven optimal" if solution.solver.status == "optimal" else f"{obj.gap:.4%} (not proven)"
+    basis = "fraction of request" if obj.value_basis == "fraction" else "reference GPU-hours"
+    d = met.decisions
+    return [
+        ("Round", f"{solution.round_name} ({solution.round_id})"),
+        ("Status", f"{solution.solver.status}, stopped: {solution.solver.stop_reason.replace('_', ' ')}"),
+        ("Objective (merit)", f"{obj.value:,.4f} (value per award: {basis})"),
+        ("Gap to best bound", gap),
+        (
+            "Proposals",
+            f"{d['funded']} funded in full, {d['reduced']} reduced, {d['not_funded']} not funded, "
+            f"{d['not_eligible']} not eligible",
+        ),
+        (
+            "Reference GPU-hours",
+            f"{met.awarded_reference_gpu_hours:,.0f} awarded of {met.capacity_reference_gpu_hours:,.0f} "
+            f"capacity; {met.requested_reference_gpu_hours:,} requested",
+        ),
+        ("Input sha256", solution.provenance.input_sha256),
+    ]
+
+
+def proposal_rows(solution: Solution) -> list[dict[str, Any]]:
+    """One flat row per proposal, in id order, for tables and CSV."""
+    rnd = solution.input
+    titles = {p.id: p for p in rnd.proposals}
+    names = {m.id: m.name for m in rnd.machines}
+    rows = []
+    for r in solution.proposals:
+        p = titles[r.id]
+        rows.append(
+            {
+                "id": r.id,
+                "title": p.title,
+                "applicant": p.applicant.name,
+                "kind": p.applicant.kind.value,
+                "group": r.group or "",
+                "score": r.score,
+                "decision": r.decision.value,
+                "machine": ", ".join(names[a.machine] for a in r.allocations),
+                "gpu_hours": sum(a.gpu_hours for a in r.allocations),
+                "reference_gpu_hours": r.reference_gpu_hours,
+                "requested_reference_gpu_hours": r.requested_reference_gpu_hours,
+                "fraction_of_request": r.fraction_of_request,
+                "reasons": "; ".join(x.detail for x in r.reasons),
+            }
+        )
+    return rows
+
+
+def report_data(solution: Solution) -> dict[str, Any]:
+    """The report as plain data (the 'json' format): everything but the embedded round."""
+    data = solution.model_dump(mode="json", exclude={"input"})
+    data["proposals"] = proposal_rows(solution)
+    return data
+
+
+# -- terminal tables ----------------------------------------------------------
+
+
+def summary_tables(solution: Solution) -> Group:
+    """Headline, shares per group and use per machine."""
+    head = Table(show_header=False, box=box.SIMPLE)
+    for label, value in headline(solution):
+        head.add_row(label, escape(value))
+
+    groups = Table(title="Shares (of the round's capacity in reference GPU-hours)", box=box.SIMPLE_HEAD)
+    for col in ("Group", "Reference GPU-h", "Share", "Bounds", "Funded"):
+        groups.add_column(col, justify="left" if col == "Group" else "right")
+    for g in solution.metrics.groups:
+        groups.add_row(
+            escape(g.name),
+            f"{g.reference_gpu_hours:,.0f}",
+            f"{g.share:.1%}",
+            f"{g.min_share:.0%}-{g.max_share:.0%}",
+            str(g.proposals_funded),
+        )
+
+    machines = Table(title="Machines", box=box.SIMPLE_HEAD)
+    for col in ("Machine", "Awarded GPU-h", "Available", "Used", "Idle GPU-h", "Commercial / cap", "Awards"):
+        machines.add_column(col, justify="left" if col == "Machine" else "right")
+    for m in solution.metrics.machines:
+        machines.add_row(
+            escape(m.name),
+            f"{m.awarded_gpu_hours:,}",
+            f"{m.gpu_hours:,}",
+            f"{m.utilisation:.1%}",
+            f"{m.idle_gpu_hours:,}",
+            f"{m.commercial_gpu_hours:,} / {m.commercial_cap_gpu_hours:,}",
+            str(m.proposals_funded),
+        )
+    return Group(head, groups, machines)
+
+
+def proposals_table(solution: Solution) -> Table:
+    """Every proposal with its decision, award and reasons."""
+    table = Table(title="Proposals", box=box.SIMPLE_HEAD)
+    for col in ("Proposal", "Score", "Decision", "Machine", "GPU-h", "Of request", "Reasons"):
+        table.add_column(col, justify="right" if col in ("Score", "GPU-h", "Of request") else "left")
+    for row in proposal_rows(solution):
+        table.add_row(
+            escape(row["id"]),
+            f"{row['score']:g}",
+            _DECISION_WORDS[Decision(row["decision"])],
+            escape(row["machine"]),
+            f"{row['gpu_hours']:,}" if row["gpu_hours"] else "",
+            f"{row['fraction_of_request']:.0%}" if row["gpu_hours"] else "",
+            escape(row["reasons"]),
+        )
+    return table
+
+
+def _to_text(*renderables: Any, width: int) -> str:
+    console = Console(file=io.StringIO(), width=width, color_system=None, force_terminal=False)
+    for r in renderables:
+        console.print(r)
+    out = console.file.getvalue()  # type: ignore[attr-defined]
+    return str(out)
+
+
+# -- Markdown -----------------------------------------------------------------
+
+
+def markdown(solution: Solution) -> str:
+    """A Markdown report: headline, shares, machines and every proposal."""
+    lines = [f"# Allocation: {_md(solution.round_name)}", ""]
+    lines += _md_table(("Figure", "Value"), headline(solution))
+    lines += ["", "## Shares", ""]
+    lines += _md_table(
+        ("Group", "Reference GPU-h", "Share", "Bounds", "Funded"),
+        (
+            (
+                g.name,
+                f"{g.reference_gpu_hours:,.0f}",
+                f"{g.share:.1%}",
+                f"{g.min_share:.0%}-{g.max_share:.0%}",
+                str(g.proposals_funded),
+            )
+            for g in solution.metrics.groups
+        ),
+    )
+    lines += ["", "## Machines", ""]
+    lines += _md_table(
+        ("Machine", "Awarded GPU-h", "Available", "Used", "Idle GPU-h", "Commercial / cap"),
+        (
+            (
+                m.name,
+                f"{m.awarded_gpu_hours:,}",
+                f"{m.gpu_hours:,}",
+                f"{m.utilisation:.1%}",
+                f"{m.idle_gpu_hours:,}",
+                f"{m.commercial_gpu_hours:,} / {m.commercial_cap_gpu_hours:,}",
+            )
+            for m in solution.metrics.machines
+        ),
+    )
+    lines += ["", "## Proposals", ""]
+    lines += _md_table(
+        ("Proposal", "Title", "Score", "Decision", "Machine", "GPU-h", "Of request", "Reasons"),
+        (
+            (
+                r["id"],
+                r["title"],
+                f"{r['score']:g}",
+                _DECISION_WORDS[Decision(r["decision"])],
+                r["machine"],
+                f"{r['gpu_hours']:,}" if r["gpu_hours"] else "",
+                f"{r['fraction_of_request']:.0%}",
+                r["reasons"],
+            )
+            for r in proposal_rows(solution)
+        ),
+    )
+    return "\n".join(lines) + "\n"
+
+
+def _md(text: str) -> str:
+    """Escape text for a Markdown table cell: no raw pipes, markup or line breaks."""
+    out = text.replace("\\", "\\\\").replace("\r", " ").replace("\n", " ")
+    for ch in "|*_`[]<>#":
+        out = out.replace(ch, "\\" + ch)
+    return out
+
+
+def _md_table(header: tuple[str, ...], rows: Iterable[tuple[str, ...]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(_md(c) for c in row) + " |" for row in rows]
+    return out
+
+
+# -- CSV ----------------------------------------------------------------------
+
+
+def csv_text(solution: Solution) -> str:
+    """One row per proposal; text a spreadsheet would run as a formula is neutralised."""
+    rows = proposal_rows(solution)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ["id"], lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _safe_cell(v) for k, v in row.items()})
+    return buf.getvalue()
+
+
+def _safe_cell(value: Any) -> Any:
+    """Prefix a quote to text starting with = + - @ (or a tab/CR): shown, never run."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value

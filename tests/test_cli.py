@@ -1,0 +1,163 @@
+"""The command line end to end: exit codes, files written (or not), determinism."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+from click.testing import CliRunner, Result
+
+from allocopt.cli import cli
+from tests.conftest import DATA, ROOT
+
+TINY = str(ROOT / "instances" / "tiny.json")
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def strip_timing(text: str) -> dict[str, object]:
+    data = json.loads(text)
+    data.pop("timing")
+    return data
+
+
+def test_validate_ok_prints_diagnostics() -> None:
+    """A valid round exits 0 and shows demand against capacity."""
+    result = run("validate", TINY)
+    assert result.exit_code == 0, result.output
+    assert "valid round 'tiny-2026'" in result.output
+    assert "CUDA: eligible demand" in result.output
+    assert "can never be funded" in result.output  # P-07 needs CUDA on x86 with 80 GB
+
+
+def test_validate_bad_input_exits_2_without_traceback() -> None:
+    """Bad input: exit 2, one line per problem, no traceback."""
+    result = run("validate", str(DATA / "bad" / "minimum_above_request.json"))
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+    assert result.output.count("error:") == 1
+
+
+def test_solve_verify_report(tmp_path: Path) -> None:
+    """solve writes a solution that verify accepts; report renders it in every format."""
+    out = tmp_path / "tiny.solution.json"
+    result = run("solve", TINY, "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert "proven optimal" in result.output
+    assert run("verify", TINY, str(out)).exit_code == 0
+    for fmt in ("table", "markdown", "csv", "json"):
+        rendered = run("report", str(out), "--format", fmt)
+        assert rendered.exit_code == 0
+        assert "P-08" in rendered.output
+
+
+def test_solve_bad_input_writes_nothing(tmp_path: Path) -> None:
+    """No output file when the input is bad."""
+    out = tmp_path / "s.json"
+    result = run("solve", str(DATA / "bad" / "nan_rate.json"), "-o", str(out))
+    assert result.exit_code == 2
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_infeasible_share_minimum_exits_1_and_says_by_how_much(tmp_path: Path) -> None:
+    """A start-up minimum its eligible demand cannot fill: exit 1, the shortfall, no file."""
+    data = json.loads(Path(TINY).read_text())
+    data["policy"]["share_groups"][1]["min_share"] = 0.25
+    data["policy"]["share_groups"][1]["max_share"] = 0.5
+    data["policy"]["commercial"] = "exclude"  # P-03 is out: only P-04 (4,000 h) is left
+    rnd = tmp_path / "round.json"
+    rnd.write_text(json.dumps(data))
+    out = tmp_path / "s.json"
+    result = run("solve", str(rnd), "-o", str(out))
+    assert result.exit_code == 1
+    assert "infeasible" in result.output
+    assert "Start-ups" in result.output or "startups" in result.output
+    assert "0.1428" in result.output  # 4,000 of 28,000 reference GPU-h
+    assert not out.exists()
+
+
+def test_infeasible_found_by_the_solver_names_the_shortfall(tmp_path: Path) -> None:
+    """When only the solver can tell (a commercial cap limits start-ups), the shortfall is exact."""
+    data = json.loads(Path(TINY).read_text())
+    data["policy"]["share_groups"][1]["min_share"] = 0.25
+    data["machines"][0]["commercial_cap"] = 0.1  # P-03 can get one JUPITER unit: 2,000 ref GPU-h
+    rnd = tmp_path / "round.json"
+    rnd.write_text(json.dumps(data))
+    result = run("solve", str(rnd), "-o", str(tmp_path / "s.json"))
+    assert result.exit_code == 1
+    assert "at most 6,000 reference GPU-h (21.4%) can go to Start-ups, 1,000 short" in result.output
+    assert "min_share to 0.2142" in result.output
+    assert not (tmp_path / "s.json").exists()
+
+
+def test_solution_is_byte_identical_apart_from_timing(tmp_path: Path) -> None:
+    """Same input, shuffled proposal order: the same solution file but for the timing block."""
+    data = json.loads(Path(TINY).read_text())
+    random.Random(3).shuffle(data["proposals"])
+    data["machines"].reverse()
+    shuffled = tmp_path / "shuffled.json"
+    shuffled.write_text(json.dumps(data))
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    assert run("solve", TINY, "-o", str(a), "-q").exit_code == 0
+    assert run("solve", str(shuffled), "-o", str(b), "-q").exit_code == 0
+    assert strip_timing(a.read_text()) == strip_timing(b.read_text())
+    text_a = a.read_text().split('"timing"')[0]
+    text_b = b.read_text().split('"timing"')[0]
+    assert text_a == text_b
+
+
+def test_verify_detects_tampering_and_other_round(tmp_path: Path) -> None:
+    """verify exits 1 on a tampered solution and on a solution of another round."""
+    out = tmp_path / "s.json"
+    run("solve", TINY, "-o", str(out), "-q")
+    data = json.loads(out.read_text())
+    data["proposals"][7]["allocations"] = [
+        {"machine": "lumi-g", "gpu_hours": 3000, "reference_gpu_hours": 3000.0}
+    ]
+    tampered = tmp_path / "tampered.json"
+    tampered.write_text(json.dumps(data))
+    result = run("verify", TINY, str(tampered))
+    assert result.exit_code == 1
+    assert "violation" in result.output
+    other = json.loads(Path(TINY).read_text())
+    other["machines"][0]["gpu_hours"] = 9000
+    other_path = tmp_path / "other.json"
+    other_path.write_text(json.dumps(other))
+    result = run("verify", str(other_path), str(out))
+    assert result.exit_code == 1
+    assert "different round" in result.output
+
+
+def test_report_of_broken_solution_file_exits_2(tmp_path: Path) -> None:
+    """A solution file that is not a solution is bad input, with its path."""
+    bad = tmp_path / "s.json"
+    bad.write_text('{"format": "allocopt-solution/1"}')
+    result = run("report", str(bad))
+    assert result.exit_code == 2
+    assert "required field is missing" in result.output or "Field required" in result.output
+
+
+def test_generate_is_deterministic(tmp_path: Path) -> None:
+    """generate writes the same round for the same seed."""
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    assert run("generate", "--proposals", "30", "--machines", "3", "--seed", "5", "-o", str(a)).exit_code == 0
+    assert run("generate", "--proposals", "30", "--machines", "3", "--seed", "5", "-o", str(b)).exit_code == 0
+    assert a.read_bytes() == b.read_bytes()
+    assert run("validate", str(a)).exit_code == 0
+
+
+def test_schema_describes_every_field() -> None:
+    """The round schema prints as JSON Schema."""
+    result = run("schema", "round")
+    assert result.exit_code == 0
+    schema = json.loads(result.output)
+    assert "Machine" in schema["$defs"]
+
+
+def test_usage_error_exits_2() -> None:
+    """A missing argument is a usage error: exit 2."""
+    assert run("solve").exit_code == 2

@@ -1,0 +1,118 @@
+"""Reading round files: one bad file per defect, proposal files, canonical form."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from allocopt.errors import InputError
+from allocopt.files import canonical_json, read_round, sha256_of, write_atomic
+from tests.conftest import DATA, ROOT
+
+BAD = DATA / "bad"
+
+
+@pytest.mark.parametrize(
+    ("name", "path", "fragment"),
+    [
+        ("malformed", "line 15 column 9", "malformed JSON"),
+        ("wrong_type", "$.machines[0].gpu_hours", "whole number"),  # "10000" is text
+        ("fractional_hours", "$.machines[0].gpu_hours", "whole number"),
+        ("unknown_field", "$.machines[0].gpu_hour", "unknown field"),  # a typo
+        ("duplicate_proposal_id", "$.proposals[3].id", "already used"),
+        ("duplicate_machine_id", "$.machines[1].id", "already used"),
+        ("negative_hours", "$.machines[1].gpu_hours", "greater than or equal to 0"),
+        ("nan_rate", "$.machines[0].exchange_rate", "finite number"),
+        ("infinite_request", "$.proposals[2].request.reference_gpu_hours", "Infinity"),
+        ("minimum_above_request", "$.proposals[4].request", "lower the minimum"),
+        ("share_min_above_max", "$.policy.share_groups[1]", "lower the minimum or raise the maximum"),
+        ("unknown_kind", "$.policy.share_groups[0].kinds[2]", "'start-up'"),
+        ("unknown_stack", "$.proposals[0].requirements.stacks[1]", "'cuda' or 'rocm'"),
+        ("kind_in_two_groups", "$.policy.share_groups[1].kinds", "one group only"),
+        ("score_outside_scale", "$.proposals[1].score", "outside the round's scale"),
+        ("missing_field", "$.proposals[5].applicant", "required field is missing; add it"),
+        ("missing_proposal_file", "$.proposals[8]", "not found"),
+        ("embargo_without_months", "$.proposals[3].publication", "embargo_months"),
+        ("not_an_object", "$", "JSON object"),
+    ],
+)
+def test_bad_file_is_reported_with_file_path_and_fix(name: str, path: str, fragment: str) -> None:
+    """Each defect gives exactly one problem naming the file, the JSON path and what to do."""
+    with pytest.raises(InputError) as caught:
+        read_round(BAD / f"{name}.json")
+    problems = caught.value.problems
+    assert len(problems) == 1, problems
+    assert problems[0].file == str(BAD / f"{name}.json")
+    assert problems[0].path == path
+    assert fragment in problems[0].message
+
+
+def test_missing_round_file() -> None:
+    """A round file that does not exist is one clear problem."""
+    with pytest.raises(InputError, match="no such file"):
+        read_round(BAD / "nowhere.json")
+
+
+def test_several_problems_are_all_listed(tmp_path: Path) -> None:
+    """Every problem in a file is reported, one per line, not just the first."""
+    data = json.loads((ROOT / "instances" / "tiny.json").read_text())
+    data["machines"][0]["gpu_hours"] = -1
+    data["proposals"][0]["score"] = "high"
+    data["proposals"][1]["request"]["reference_gpu_hours"] = 0
+    bad = tmp_path / "round.json"
+    bad.write_text(json.dumps(data))
+    with pytest.raises(InputError) as caught:
+        read_round(bad)
+    paths = sorted(p.path for p in caught.value.problems)
+    assert paths == [
+        "$.machines[0].gpu_hours",
+        "$.proposals[0].score",
+        "$.proposals[1].request.reference_gpu_hours",
+    ]
+
+
+def test_proposal_files_are_inlined() -> None:
+    """Proposals may be listed as files (one object or a list each), relative to the round."""
+    split = read_round(DATA / "split" / "round.json")
+    inline = read_round(ROOT / "instances" / "tiny.json")
+    assert sha256_of(split) == sha256_of(inline)
+
+
+def test_problem_in_a_proposal_file_names_that_file() -> None:
+    """An error inside a proposal file points into that file, not the round."""
+    with pytest.raises(InputError) as caught:
+        read_round(DATA / "split" / "round-bad.json")
+    (problem,) = caught.value.problems
+    assert problem.file.endswith("batch-bad.json")
+    assert problem.path == "$[1].request"
+
+
+def test_canonical_form_ignores_order(tmp_path: Path) -> None:
+    """Shuffling proposals, machines, groups and list members does not change the hash."""
+    data = json.loads((ROOT / "instances" / "tiny.json").read_text())
+    rng = random.Random(7)
+    for key in ("proposals", "machines"):
+        rng.shuffle(data[key])
+    data["policy"]["share_groups"].reverse()
+    for p in data["proposals"]:
+        p["requirements"]["cpu_archs"].reverse()
+    shuffled = tmp_path / "shuffled.json"
+    shuffled.write_text(json.dumps(data))
+    a, b = read_round(ROOT / "instances" / "tiny.json"), read_round(shuffled)
+    assert canonical_json(a) == canonical_json(b)
+    assert [p.id for p in b.proposals] == sorted(p.id for p in b.proposals)
+
+
+def test_write_atomic_leaves_no_partial_file(tmp_path: Path) -> None:
+    """A failed write leaves neither the target nor a temporary file behind."""
+    target = tmp_path / "out.json"
+
+    with pytest.raises(TypeError):
+        write_atomic(target, 123)  # type: ignore[arg-type]
+    assert list(tmp_path.iterdir()) == []
+    write_atomic(target, "ok\n")
+    assert target.read_text() == "ok\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]

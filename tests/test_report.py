@@ -1,0 +1,63 @@
+"""Reports: every proposal present, untrusted text made harmless, numbers kept numeric."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+from allocopt import Round, Solution, solve
+from allocopt.report import render
+
+
+def hostile(tiny: Round) -> Solution:
+    """The tiny round with titles and names a spreadsheet or Markdown would misread."""
+    props = list(tiny.proposals)
+    p0 = props[0]
+    props[0] = p0.model_copy(
+        update={
+            "title": '=HYPERLINK("http://x")|*bold*',
+            "applicant": p0.applicant.model_copy(update={"name": "@SUM(A1:A9)\nsecond line"}),
+        }
+    )
+    props[1] = props[1].model_copy(update={"title": "-2+3"})
+    return solve(tiny.model_copy(update={"proposals": props}))
+
+
+def test_csv_neutralises_formulas_and_keeps_numbers(tiny: Round) -> None:
+    """Cells starting with = + - @ get a leading quote; numeric cells stay numbers."""
+    rows = list(csv.DictReader(io.StringIO(render(hostile(tiny), "csv"))))
+    assert len(rows) == len(tiny.proposals)
+    assert rows[0]["title"].startswith("'=HYPERLINK")
+    assert rows[0]["applicant"].startswith("'@SUM")
+    assert rows[1]["title"] == "'-2+3"
+    assert rows[0]["gpu_hours"] == "4000"
+    assert rows[4]["decision"] == "funded"
+
+
+def test_markdown_escapes_untrusted_text(tiny: Round) -> None:
+    """Pipes, emphasis and line breaks in titles cannot break the Markdown table."""
+    text = render(hostile(tiny), "markdown")
+    line = next(li for li in text.splitlines() if li.startswith("| P-01 "))
+    assert "\\|\\*bold\\*" in line
+    assert line.count(" | ") == 7  # eight cells, whatever the title holds
+    for p in tiny.proposals:
+        assert f"| {p.id} |" in text.replace("\\-", "-")
+
+
+def test_json_report_has_every_proposal_and_no_embedded_round(tiny_solution: Solution) -> None:
+    """The JSON report lists every proposal with its reasons and leaves out the round."""
+    data = json.loads(render(tiny_solution, "json"))
+    assert "input" not in data
+    assert [r["id"] for r in data["proposals"]] == [p.id for p in tiny_solution.input.proposals]
+    p08 = next(r for r in data["proposals"] if r["id"] == "P-08")
+    assert "LUMI-G has 0 GPU-h left" in p08["reasons"]
+
+
+def test_table_report_shows_reasons(tiny_solution: Solution) -> None:
+    """The terminal table names every proposal and the headline figures."""
+    text = render(tiny_solution, "table", width=200)
+    assert "proven optimal" in text
+    for p in tiny_solution.input.proposals:
+        assert p.id in text
+    assert "below the score threshold (2.5 < 3)" in text
