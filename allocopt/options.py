@@ -14,11 +14,14 @@ class SolveOptions(BaseModel):
 
     objective: Literal["merit"] = Field(default="merit", description="What to optimise.")
     workers: int = Field(
-        default=2, ge=1, le=64, description="CP-SAT search workers (interleaved: deterministic)."
+        default=1,
+        ge=1,
+        le=64,
+        description="CP-SAT search workers; more than one runs interleaved, which stays deterministic.",
     )
     seed: int = Field(default=0, ge=0, description="CP-SAT random seed.")
     work_limit: float = Field(
-        default=60.0,
+        default=30.0,
         gt=0,
         description="Deterministic work limit in CP-SAT deterministic seconds: the same limit "
         "stops at the same point on any machine, so results reproduce.",

@@ -70,7 +70,8 @@ class Ledger:
                     f"({self.commercial_used[m.id]:,} of {cap:,} GPU-h used)",
                 )
             )
-        if a.group_id is not None and self.group_left(a.group_id) < units * o.ref_per_unit:
+        capped_group = a.group_id is not None and self.terms.groups[a.group_id].max_ref < self.terms.total_ref
+        if capped_group and a.group_id is not None and self.group_left(a.group_id) < units * o.ref_per_unit:
             g = self.terms.groups[a.group_id]
             share = self.terms.round.policy.share_groups
             max_share = next(s.max_share for s in share if s.id == g.group_id)

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import random
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from click.testing import CliRunner, Result
@@ -161,3 +165,28 @@ def test_schema_describes_every_field() -> None:
 def test_usage_error_exits_2() -> None:
     """A missing argument is a usage error: exit 2."""
     assert run("solve").exit_code == 2
+
+
+def test_ctrl_c_writes_the_best_solution_so_far(tmp_path: Path) -> None:
+    """Ctrl-C during a long solve stops it and still writes a valid, marked solution."""
+    from allocopt.generate import generate_round, write_round
+
+    rnd = tmp_path / "big.json"
+    write_round(generate_round(1500, 10, 3), rnd)
+    out = tmp_path / "big.solution.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "allocopt", "solve", str(rnd), "-o", str(out), "--work-limit", "10000", "-q"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(10)
+    assert proc.poll() is None, "the solve finished before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    data = json.loads(out.read_text())
+    assert data["solver"]["stop_reason"] == "interrupted"
+    assert data["solver"]["status"] == "feasible"
+    assert run("verify", str(rnd), str(out)).exit_code == 0
