@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.status import Status
 
+from allocopt.compare import differences_apart_from_timing
 from allocopt.diagnose import diagnostics
 from allocopt.errors import AllocoptError, InfeasibleError, InputError, Problem
 from allocopt.files import read_json, read_round, validate_round, write_atomic
@@ -132,6 +133,12 @@ def validate(round_file: Path) -> None:
     help="CP-SAT workers (interleaved, so the result does not depend on machine load).",
 )
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="CP-SAT random seed.")
+@click.option(
+    "--objective",
+    type=click.Choice(["merit", "rank"]),
+    default=None,
+    help="Override the policy's objective: 'merit' or strict 'rank'.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 def solve(
     round_file: Path,
@@ -140,11 +147,18 @@ def solve(
     time_limit: float | None,
     workers: int,
     seed: int,
+    objective: str | None,
     quiet: bool,
 ) -> None:
     """Solve ROUND under its policy and write the solution file (atomically)."""
     rnd = read_round(round_file)
-    options = SolveOptions(workers=workers, seed=seed, work_limit=work_limit, time_limit=time_limit)
+    options = SolveOptions(
+        objective=objective,  # type: ignore[arg-type]
+        workers=workers,
+        seed=seed,
+        work_limit=work_limit,
+        time_limit=time_limit,
+    )
     status = Status("solving...", console=err) if err.is_terminal and not quiet else None
 
     def progress(p: Progress) -> None:
@@ -225,6 +239,38 @@ def generate(proposals: int, machines: int, seed: int, output: Path) -> None:
     rnd = generate_round(proposals, machines, seed)
     write_round(rnd, output)
     say(f"Wrote {output}: {len(rnd.proposals)} proposals on {len(rnd.machines)} machines")
+
+
+@cli.command()
+@click.argument("solution_file", metavar="SOLUTION", type=click.Path(path_type=Path))
+def reproduce(solution_file: Path) -> None:
+    """Re-solve the round embedded in SOLUTION with its recorded options; say if the result is identical."""
+    solution = read_solution(solution_file)
+    recorded = solution.provenance
+    rerun = solve_round(solution.input, SolveOptions.model_validate(recorded.options))
+    differences = differences_apart_from_timing(solution, rerun)
+    versions = [
+        f"{name} {then} (now {now})"
+        for name, then, now in (
+            ("allocopt", recorded.allocopt_version, rerun.provenance.allocopt_version),
+            ("OR-Tools", recorded.ortools_version, rerun.provenance.ortools_version),
+        )
+        if then != now
+    ]
+    if versions:
+        warn(
+            "note: the solution was made with " + ", ".join(versions) + "; results may differ for that reason"
+        )
+    if solution.solver.stop_reason in ("time_limit", "interrupted"):
+        warn("note: the recorded solve was stopped by the clock or by Ctrl-C, so it need not reproduce")
+    if differences:
+        for line in differences:
+            warn(f"differs: {line}")
+        raise Failed(EXIT_FAIL)
+    say(
+        f"{solution_file}: reproduced: the same input (sha256 {recorded.input_sha256[:12]}...) and "
+        "options give an identical solution, apart from timings"
+    )
 
 
 @cli.command()

@@ -38,7 +38,7 @@ def diagnostics(terms: Terms) -> list[Diagnostic]:
             Fraction(0),
         )
         demand = sum(
-            a.proposal.request.reference_gpu_hours
+            math.ceil(a.requested_ref)
             for a in eligible
             if any(rnd.machine(o.machine_id).stack == stack for o in a.options)
         )
@@ -55,7 +55,7 @@ def diagnostics(terms: Terms) -> list[Diagnostic]:
     for group in terms.groups.values():
         members = [a for a in eligible if a.group_id == group.group_id]
         most = _group_ceiling(terms, group.group_id)
-        demand = sum(a.proposal.request.reference_gpu_hours for a in members)
+        demand = sum(math.ceil(a.requested_ref) for a in members)
         line = (
             f"share group '{group.group_id}': {len(members)} eligible proposals asking "
             f"{demand:,} reference GPU-h ({_pct(demand, terms.total_ref)} of capacity); "

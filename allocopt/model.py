@@ -1,20 +1,24 @@
 """The CP-SAT model of a round: the only module that imports OR-Tools.
 
-Variables, one pair per award option (proposal p on machine m):
-    x[o] in {0, 1}   the proposal is funded on this machine
-    u[o] in N        award units given, min_units * x <= u <= max_units * x
-Rules:
-    at most one machine per proposal          sum_m x[p, m] <= 1
-    machine capacity                          sum_p u * unit <= gpu_hours
-    commercial cap per machine                sum_{p commercial} u * unit <= cap
-    share bounds per group (reference hours)  min <= sum_{p in g} u * e*u_m <= max
-Objective 'merit': maximise sum_o coef[o] * u[o] (see terms.py for coef).
+Variables, per proposal p and per award option o = (p, machine):
+    y[p] in {0, 1}   p is funded
+    x[o] in {0, 1}   p is funded on this machine
+    u[o] in N        award units given on this machine
+Rules (README, "What best means" and "The full policy language"):
+    single-machine award    sum_o x[o] = y[p];  min_units x <= u <= max_units x
+    split award (k > 1)     x[o] <= y[p];  sum_o x[o] <= k;  x <= u <= max_units x;
+                            sum_o g u >= y[p];  sum_o f u <= 1
+    machine capacity        sum u * unit <= gpu_hours
+    commercial cap          sum_{p commercial} u * unit <= cap
+    shares                  min <= group reference hours <= max (soft: with paid deviation)
+    pins, exclusive groups, awards per organisation
+Objectives: 'merit' maximises sum coef u - penalties; the rank walk (rank.py)
+uses ``require`` / ``maximise_fraction`` on the same model.
 """
 
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -23,7 +27,7 @@ from typing import Any
 from ortools.sat.python import cp_model
 
 from allocopt.options import SolveOptions
-from allocopt.terms import Option, Terms
+from allocopt.terms import Assessment, Terms
 
 OptionKey = tuple[str, str]  # (proposal id, machine id)
 
@@ -52,36 +56,63 @@ class RawResult:
 
 
 class AllocationModel:
-    """Builds the CP-SAT model for a round's terms; ``solve`` runs it."""
+    """Builds the CP-SAT model for a round's terms; ``solve`` runs it.
 
-    def __init__(self, terms: Terms, *, share_minimums: bool = True) -> None:
+    ``soft_shares=False`` makes every share bound hard (the rank objective);
+    ``share_minimums=False`` drops the minimums (to diagnose an infeasible one).
+    """
+
+    def __init__(self, terms: Terms, *, soft_shares: bool = True, share_minimums: bool = True) -> None:
         self.terms = terms
         self.model = cp_model.CpModel()
-        self._x: dict[OptionKey, Any] = {}
-        self._u: dict[OptionKey, Any] = {}
+        self.y: dict[str, Any] = {}
+        self.x: dict[OptionKey, Any] = {}
+        self.u: dict[OptionKey, Any] = {}
+        self._penalties: list[Any] = []
+        self._share_scale = _common_denominator(o.ref_per_unit for o in terms.options)
         self._add_variables()
-        self._at_most_one_machine()
+        self._award_shape()
         self._machine_capacity()
         self._commercial_cap()
-        self._share_bounds(share_minimums)
+        self._share_bounds(soft_shares, share_minimums)
+        self._pins()
+        self._exclusive_groups()
+        self._awards_per_organisation()
 
     # -- variables and rules -------------------------------------------------
 
     def _add_variables(self) -> None:
-        for o in self.terms.options:
-            key = (o.proposal_id, o.machine_id)
-            x = self.model.new_bool_var(f"x[{o.proposal_id},{o.machine_id}]")
-            u = self.model.new_int_var(0, o.max_units, f"u[{o.proposal_id},{o.machine_id}]")
-            self.model.add(u >= o.min_units * x)
-            self.model.add(u <= o.max_units * x)
-            self._x[key], self._u[key] = x, u
+        for a in self.terms.assessments.values():
+            if not a.options:
+                continue
+            self.y[a.proposal.id] = self.model.new_bool_var(f"y[{a.proposal.id}]")
+            for o in a.options:
+                self.x[o.key] = self.model.new_bool_var(f"x[{o.proposal_id},{o.machine_id}]")
+                self.u[o.key] = self.model.new_int_var(0, o.max_units, f"u[{o.proposal_id},{o.machine_id}]")
 
-    def _at_most_one_machine(self) -> None:
-        """A proposal is funded on one machine at most."""
-        for assessment in self.terms.assessments.values():
-            xs = [self._x[(o.proposal_id, o.machine_id)] for o in assessment.options]
-            if len(xs) > 1:
-                self.model.add_at_most_one(xs)
+    def _award_shape(self) -> None:
+        """Single-machine awards: one option within its unit range. Split: the total's range."""
+        for a in self.terms.assessments.values():
+            if not a.options:
+                continue
+            y = self.y[a.proposal.id]
+            xs = [self.x[o.key] for o in a.options]
+            if not a.split:
+                self.model.add(sum(xs) == y)
+                for o in a.options:
+                    self.model.add(self.u[o.key] >= o.min_units * self.x[o.key])
+                    self.model.add(self.u[o.key] <= o.max_units * self.x[o.key])
+                continue
+            self.model.add(sum(xs) <= a.proposal.max_machines)
+            self.model.add(sum(xs) >= y)
+            for o in a.options:
+                self.model.add(self.x[o.key] <= y)
+                self.model.add(self.u[o.key] >= self.x[o.key])
+                self.model.add(self.u[o.key] <= o.max_units * self.x[o.key])
+            f_scale = _common_denominator(o.f for o in a.options)
+            g_scale = _common_denominator(o.g for o in a.options)
+            self.model.add(sum(int(o.f * f_scale) * self.u[o.key] for o in a.options) <= f_scale)
+            self.model.add(sum(int(o.g * g_scale) * self.u[o.key] for o in a.options) >= g_scale * y)
 
     def _machine_capacity(self) -> None:
         """Awards on a machine fit in the hours it gives to the round."""
@@ -97,63 +128,137 @@ class AllocationModel:
             if units:
                 self.model.add(sum(units) <= self.terms.commercial_cap_hours[m.id] // m.award_unit)
 
-    def _share_bounds(self, with_minimums: bool) -> None:
-        """Each share group's reference hours stay within its bounds."""
-        scale = _common_denominator(o.ref_per_unit for o in self.terms.options)
-        for group in self.terms.groups.values():
-            terms = [
-                (int(o.ref_per_unit * scale), self._u[(o.proposal_id, o.machine_id)])
-                for o in self.terms.options
-                if self.terms.assessments[o.proposal_id].group_id == group.group_id
+    def _share_bounds(self, soft_shares: bool, with_minimums: bool) -> None:
+        """Each group's reference hours within its bounds (soft bounds: deviation is paid for)."""
+        scale = self._share_scale
+        awarded = self._reference_hours(self.terms.options)
+        ceiling = math.ceil(self.terms.total_ref) + 1
+        for g in self.terms.groups.values():
+            members = [
+                o for o in self.terms.options if self.terms.assessments[o.proposal_id].group_id == g.group_id
             ]
-            expr = sum(c * u for c, u in terms)
-            if with_minimums and group.min_ref > 0:
-                if not terms:
-                    self.model.add_bool_or([])  # no member can be funded: the minimum cannot hold
-                else:
-                    self.model.add(expr >= math.ceil(group.min_ref * scale))
-            if terms and group.max_ref < self.terms.total_ref:
-                self.model.add(expr <= math.floor(group.max_ref * scale))
+            held = self._reference_hours(members)
+            soft = soft_shares and g.soft
+            short = self.model.new_int_var(0, ceiling, f"short[{g.group_id}]") if soft else 0
+            over = self.model.new_int_var(0, ceiling, f"over[{g.group_id}]") if soft else 0
+            if soft and g.penalty is not None:
+                self._penalties += [g.penalty * short, g.penalty * over]
+            if self.terms.share_basis == "capacity":
+                if with_minimums and g.min_ref > 0:
+                    self.model.add(held + scale * short >= math.ceil(g.min_ref * scale))
+                if g.max_ref < self.terms.total_ref:
+                    self.model.add(held - scale * over <= math.floor(g.max_ref * scale))
+            else:
+                lo, hi = g.min_share, g.max_share
+                if with_minimums and lo > 0:
+                    self.model.add(
+                        lo.denominator * held + lo.denominator * scale * short >= lo.numerator * awarded
+                    )
+                if hi < 1:
+                    self.model.add(
+                        hi.denominator * held - hi.denominator * scale * over <= hi.numerator * awarded
+                    )
+
+    def _pins(self) -> None:
+        """Committee pins: must fund (on a machine, with an exact award) or must not fund."""
+        for a in self.terms.assessments.values():
+            pin = a.pin
+            if pin is None or a.proposal.id not in self.y:
+                continue
+            if pin.action == "exclude":
+                self.model.add(self.y[a.proposal.id] == 0)
+                continue
+            self.model.add(self.y[a.proposal.id] == 1)
+            if pin.machine is not None:
+                key = (a.proposal.id, pin.machine)
+                self.model.add(self.x[key] == 1)
+                if pin.gpu_hours is not None:
+                    unit = self.terms.round.machine(pin.machine).award_unit
+                    self.model.add(self.u[key] == pin.gpu_hours // unit)
+
+    def _exclusive_groups(self) -> None:
+        """At most one proposal of each exclusive group is funded."""
+        for group in self.terms.round.policy.exclusive:
+            ys = [self.y[pid] for pid in group.proposals if pid in self.y]
+            if len(ys) > 1:
+                self.model.add_at_most_one(ys)
+
+    def _awards_per_organisation(self) -> None:
+        """At most k funded proposals per applicant organisation."""
+        k = self.terms.round.policy.max_awards_per_organisation
+        if k is None:
+            return
+        by_org: dict[str, list[Any]] = {}
+        for a in self.terms.assessments.values():
+            if a.proposal.id in self.y:
+                by_org.setdefault(a.organisation, []).append(self.y[a.proposal.id])
+        for ys in by_org.values():
+            if len(ys) > k:
+                self.model.add(sum(ys) <= k)
 
     def _units_on(self, machine_id: str, commercial_only: bool = False) -> list[Any]:
         return [
-            self._u[(o.proposal_id, o.machine_id)]
+            self.u[o.key]
             for o in self.terms.options
             if o.machine_id == machine_id
             and (not commercial_only or self.terms.assessments[o.proposal_id].commercial)
         ]
 
-    # -- objectives ----------------------------------------------------------
+    def _reference_hours(self, options: Iterable[Any]) -> Any:
+        """Capacity used by these options in reference GPU-hours, times the share scale."""
+        return sum(int(o.ref_per_unit * self._share_scale) * self.u[o.key] for o in options)
+
+    # -- objectives and extra constraints ------------------------------------
 
     def maximise_merit(self) -> None:
-        """Objective 'merit': the sum of every award unit's scaled merit value."""
-        self.model.maximize(sum(o.coef * self._u[(o.proposal_id, o.machine_id)] for o in self.terms.options))
+        """Objective 'merit': every award unit's scaled merit, less soft-share penalties."""
+        merit = sum(o.coef * self.u[o.key] for o in self.terms.options)
+        self.model.maximize(merit - sum(self._penalties))
 
     def maximise_group_hours(self, group_id: str) -> Fraction:
-        """Objective used to diagnose a share minimum: the group's reference hours.
+        """Maximise one group's reference hours (to diagnose a share minimum).
 
-        Returns the scale that turns the objective back into reference hours.
+        Returns the factor that turns the objective back into reference hours.
         """
-        scale = _common_denominator(o.ref_per_unit for o in self.terms.options)
         members = [
             o for o in self.terms.options if self.terms.assessments[o.proposal_id].group_id == group_id
         ]
-        self.model.maximize(
-            sum(int(o.ref_per_unit * scale) * self._u[(o.proposal_id, o.machine_id)] for o in members)
-        )
-        return Fraction(1, scale)
+        self.model.maximize(self._reference_hours(members))
+        return Fraction(1, self._share_scale)
+
+    def fraction_expr(self, a: Assessment) -> tuple[Any, int]:
+        """The proposal's fraction of its request, as an integer expression and its scale."""
+        scale = _common_denominator(o.f for o in a.options)
+        return sum(int(o.f * scale) * self.u[o.key] for o in a.options), scale
+
+    def require_funded(self, proposal_id: str, funded: bool) -> None:
+        """Fix whether a proposal is funded (a rank decision)."""
+        self.model.add(self.y[proposal_id] == int(funded))
+
+    def require_fraction(self, a: Assessment, at_least: int) -> None:
+        """Keep a proposal's scaled fraction of request at least this high (a rank decision)."""
+        expr, _ = self.fraction_expr(a)
+        self.model.add(expr >= at_least)
 
     def hint(self, units: dict[OptionKey, int]) -> None:
         """Start the search from a known allocation (options not named get 0)."""
-        for key, u in self._u.items():
+        self.model.clear_hints()
+        funded = {pid for (pid, _), v in units.items() if v > 0}
+        for key, u in self.u.items():
             given = units.get(key, 0)
             self.model.add_hint(u, given)
-            self.model.add_hint(self._x[key], 1 if given > 0 else 0)
+            self.model.add_hint(self.x[key], 1 if given > 0 else 0)
+        for pid, y in self.y.items():
+            self.model.add_hint(y, 1 if pid in funded else 0)
 
     # -- solving -------------------------------------------------------------
 
     def solve(
-        self, options: SolveOptions, on_progress: Callable[[Progress], None] | None = None
+        self,
+        options: SolveOptions,
+        on_progress: Callable[[Progress], None] | None = None,
+        *,
+        work_limit: float | None = None,
     ) -> RawResult:
         """Run CP-SAT with deterministic settings; Ctrl-C stops it with the best found."""
         solver = cp_model.CpSolver()
@@ -164,7 +269,8 @@ class AllocationModel:
         # full linearisation lets CP-SAT use it for the bound and the search.
         params.linearization_level = 2
         params.random_seed = options.seed
-        params.max_deterministic_time = options.work_limit
+        limit = options.work_limit if work_limit is None else work_limit
+        params.max_deterministic_time = limit
         if options.time_limit is not None:
             params.max_time_in_seconds = options.time_limit
         # CP-SAT catches Ctrl-C itself (catch_sigint_signal) and stops with its best solution.
@@ -177,15 +283,16 @@ class AllocationModel:
             num_options=len(self.terms.options),
         )
         if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-            result.units = {key: solver.value(u) for key, u in self._u.items()}
-            result.objective = round(solver.objective_value)
-            result.bound = math.floor(solver.best_objective_bound + 1e-6)
-            if status == cp_model.OPTIMAL:
-                result.bound = result.objective
+            result.units = {key: solver.value(u) for key, u in self.u.items()}
+            if self.model.has_objective():
+                result.objective = round(solver.objective_value)
+                result.bound = math.floor(solver.best_objective_bound + 1e-6)
+                if status == cp_model.OPTIMAL:
+                    result.bound = result.objective
         if status not in (cp_model.OPTIMAL, cp_model.INFEASIBLE):
             if options.time_limit is not None and solver.wall_time >= options.time_limit * 0.99:
                 result.stop_reason = "time_limit"
-            elif solver.deterministic_time >= options.work_limit * 0.99:
+            elif solver.deterministic_time >= limit * 0.99:
                 result.stop_reason = "work_limit"
             else:  # neither limit was reached: only Ctrl-C stops CP-SAT early
                 result.stop_reason = "interrupted"
@@ -204,7 +311,6 @@ class _Incumbents(cp_model.CpSolverSolutionCallback):
     def __init__(self, on_progress: Callable[[Progress], None] | None) -> None:
         super().__init__()
         self._on_progress = on_progress
-        self._start = time.perf_counter()
 
     def on_solution_callback(self) -> None:
         if self._on_progress is not None:
@@ -212,7 +318,7 @@ class _Incumbents(cp_model.CpSolverSolutionCallback):
                 Progress(
                     objective=round(self.objective_value),
                     bound=math.floor(self.best_objective_bound + 1e-6),
-                    seconds=time.perf_counter() - self._start,
+                    seconds=self.wall_time,
                 )
             )
 
@@ -222,7 +328,3 @@ def _common_denominator(values: Iterable[Fraction]) -> int:
     for v in values:
         scale = math.lcm(scale, v.denominator)
     return scale
-
-
-def option_key(o: Option) -> OptionKey:
-    return (o.proposal_id, o.machine_id)

@@ -12,7 +12,9 @@ class SolveOptions(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    objective: Literal["merit"] = Field(default="merit", description="What to optimise.")
+    objective: Literal["merit", "rank"] | None = Field(
+        default=None, description="What to optimise; null: the round policy's objective."
+    )
     workers: int = Field(
         default=1,
         ge=1,

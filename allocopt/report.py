@@ -55,14 +55,27 @@ def render_summary(solution: Solution, *, width: int = 140) -> str:
 def headline(solution: Solution) -> list[tuple[str, str]]:
     """Key figures of a solution as (label, value) pairs."""
     obj, met = solution.objective, solution.metrics
-    gap = "proven optimal" if solution.solver.status == "optimal" else f"{obj.gap:.4%} (not proven)"
     basis = "fraction of request" if obj.value_basis == "fraction" else "reference GPU-hours"
     d = met.decisions
+    penalty = (
+        f", after {obj.penalty_scaled / obj.scale:,.4f} of soft-share penalties" if obj.penalty_scaled else ""
+    )
+    if solution.rank is not None:
+        unproven = sum(not s.proven for s in solution.rank.steps)
+        proof = ("Rank walk", "every step proven" if not unproven else f"{unproven} step(s) unproven")
+        objective = (
+            "Objective",
+            f"strict rank; merit of the result {obj.value:,.4f} (value per award: {basis})",
+        )
+    else:
+        gap = "proven optimal" if solution.solver.status == "optimal" else f"{obj.gap or 0:.4%} (not proven)"
+        proof = ("Gap to best bound", gap)
+        objective = ("Objective (merit)", f"{obj.value:,.4f} (value per award: {basis}){penalty}")
     return [
         ("Round", f"{solution.round_name} ({solution.round_id})"),
         ("Status", f"{solution.solver.status}, stopped: {solution.solver.stop_reason.replace('_', ' ')}"),
-        ("Objective (merit)", f"{obj.value:,.4f} (value per award: {basis})"),
-        ("Gap to best bound", gap),
+        objective,
+        proof,
         (
             "Proposals",
             f"{d['funded']} funded in full, {d['reduced']} reduced, {d['not_funded']} not funded, "
@@ -99,6 +112,8 @@ def proposal_rows(solution: Solution) -> list[dict[str, Any]]:
                 "reference_gpu_hours": r.reference_gpu_hours,
                 "requested_reference_gpu_hours": r.requested_reference_gpu_hours,
                 "fraction_of_request": r.fraction_of_request,
+                "rank": r.rank_position,
+                "pin": f"{r.pin.action}: {r.pin.reason}" if r.pin else "",
                 "reasons": "; ".join(x.detail for x in r.reasons),
             }
         )
@@ -152,19 +167,26 @@ def summary_tables(solution: Solution) -> Group:
 def proposals_table(solution: Solution) -> Table:
     """Every proposal with its decision, award and reasons."""
     table = Table(title="Proposals", box=box.SIMPLE_HEAD)
-    for col in ("Proposal", "Score", "Decision", "Machine", "GPU-h", "Of request", "Reasons"):
-        table.add_column(col, justify="right" if col in ("Score", "GPU-h", "Of request") else "left")
-    for row in proposal_rows(solution):
+    for col in ("Rank", "Proposal", "Score", "Decision", "Machine", "GPU-h", "Of request", "Reasons"):
+        table.add_column(col, justify="right" if col in ("Rank", "Score", "GPU-h", "Of request") else "left")
+    for row in sorted(proposal_rows(solution), key=lambda r: r["rank"]):
         table.add_row(
+            str(row["rank"]),
             escape(row["id"]),
             f"{row['score']:g}",
             _DECISION_WORDS[Decision(row["decision"])],
             escape(row["machine"]),
             f"{row['gpu_hours']:,}" if row["gpu_hours"] else "",
             f"{row['fraction_of_request']:.0%}" if row["gpu_hours"] else "",
-            escape(row["reasons"]),
+            escape(_with_pin(row)),
         )
     return table
+
+
+def _with_pin(row: dict[str, Any]) -> str:
+    """The reasons, with the committee's pin (and its reason) first."""
+    pin = f"pinned ({row['pin']})" if row["pin"] else ""
+    return "; ".join(x for x in (pin, row["reasons"]) if x)
 
 
 def _to_text(*renderables: Any, width: int) -> str:
@@ -213,9 +235,10 @@ def markdown(solution: Solution) -> str:
     )
     lines += ["", "## Proposals", ""]
     lines += _md_table(
-        ("Proposal", "Title", "Score", "Decision", "Machine", "GPU-h", "Of request", "Reasons"),
+        ("Rank", "Proposal", "Title", "Score", "Decision", "Machine", "GPU-h", "Of request", "Reasons"),
         (
             (
+                str(r["rank"]),
                 r["id"],
                 r["title"],
                 f"{r['score']:g}",
@@ -223,9 +246,9 @@ def markdown(solution: Solution) -> str:
                 r["machine"],
                 f"{r['gpu_hours']:,}" if r["gpu_hours"] else "",
                 f"{r['fraction_of_request']:.0%}",
-                r["reasons"],
+                _with_pin(r),
             )
-            for r in proposal_rows(solution)
+            for r in sorted(proposal_rows(solution), key=lambda r: r["rank"])
         ),
     )
     return "\n".join(lines) + "\n"

@@ -159,16 +159,65 @@ class Requirements(Strict):
         return sorted(set(values))
 
 
-class Request(Strict):
-    """Hours asked for, in reference GPU-hours; converted per machine by its exchange rate."""
+class MachineOption(Strict):
+    """One machine a proposal can run on, with the hours it needs there."""
 
-    reference_gpu_hours: int = Field(gt=0, description="Requested total, in reference GPU-hours.")
-    minimum_reference_gpu_hours: int = Field(
-        gt=0, description="Smallest useful award, in reference GPU-hours."
+    machine: Id = Field(description="Machine id.")
+    gpu_hours: int = Field(gt=0, description="Requested GPU-hours of this machine.")
+    minimum_gpu_hours: int = Field(
+        gt=0, description="Smallest useful award on this machine, in its GPU-hours."
+    )
+    preference: float = Field(
+        default=1.0,
+        gt=0,
+        le=1,
+        description="Preference weight in (0, 1]: 1.0 for the first choice; multiplies this option's merit.",
     )
 
     @model_validator(mode="after")
-    def _minimum_within_request(self) -> Request:
+    def _minimum_within_request(self) -> MachineOption:
+        if self.minimum_gpu_hours > self.gpu_hours:
+            raise ValueError(
+                f"the minimum ({self.minimum_gpu_hours}) is above the request ({self.gpu_hours}); "
+                "lower the minimum or raise the request"
+            )
+        return self
+
+
+class Request(Strict):
+    """Hours asked for: a total in reference GPU-hours, or per-machine options.
+
+    A total is converted to each compatible machine's hours by its exchange rate
+    (times the proposal's efficiency on that machine's stack); options name the
+    machines and their hours directly.
+    """
+
+    reference_gpu_hours: int | None = Field(
+        default=None, gt=0, description="Requested total, in reference GPU-hours."
+    )
+    minimum_reference_gpu_hours: int | None = Field(
+        default=None, gt=0, description="Smallest useful award, in reference GPU-hours."
+    )
+    machine_options: list[MachineOption] | None = Field(
+        default=None,
+        min_length=1,
+        description="Instead of a total: the machines the proposal can use, each with its own hours.",
+    )
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Request:
+        total = (self.reference_gpu_hours, self.minimum_reference_gpu_hours)
+        if self.machine_options is not None:
+            if total != (None, None):
+                raise ValueError(
+                    "give either reference_gpu_hours with minimum_reference_gpu_hours, or machine_options, "
+                    "not both"
+                )
+            return self
+        if self.reference_gpu_hours is None or self.minimum_reference_gpu_hours is None:
+            raise ValueError(
+                "give reference_gpu_hours and minimum_reference_gpu_hours (or machine_options instead)"
+            )
         if self.minimum_reference_gpu_hours > self.reference_gpu_hours:
             raise ValueError(
                 f"the minimum ({self.minimum_reference_gpu_hours}) is above the request "
@@ -187,6 +236,24 @@ class Proposal(Strict):
     publication: Publication
     requirements: Requirements
     request: Request
+    efficiency: dict[Stack, Annotated[float, Field(gt=0, le=1)]] = Field(
+        default_factory=dict,
+        description="Per software stack, the fraction of reference speed the code reaches there "
+        "(e.g. {'rocm': 0.7} for a code ported from CUDA); multiplies the exchange rate when a "
+        "reference-hour request is converted. Missing stacks: 1.0.",
+    )
+    max_machines: int = Field(
+        default=1,
+        ge=1,
+        le=8,
+        description="Split awards: at most this many machines; the minimum applies to the total.",
+    )
+    committee_rank: int | None = Field(
+        default=None,
+        ge=1,
+        description="Position in the committee's ranking (1 = best); objective 'rank' uses it before "
+        "the score.",
+    )
 
 
 class ScoreScale(Strict):
@@ -210,11 +277,20 @@ class ShareGroup(Strict):
     kinds: list[ApplicantKind] = Field(min_length=1, description="Applicant kinds that belong to this group.")
     min_share: Fraction01 = Field(
         default=0.0,
-        description="Hard minimum: fraction of the round's capacity in reference GPU-hours.",
+        description="Minimum: fraction of the round's capacity (or awarded hours, per share_basis).",
     )
     max_share: Fraction01 = Field(
         default=1.0,
-        description="Hard maximum: fraction of the round's capacity in reference GPU-hours.",
+        description="Maximum: fraction of the round's capacity (or awarded hours, per share_basis).",
+    )
+    soft: bool = Field(
+        default=False,
+        description="Soft bounds may be crossed at a cost (penalty); under objective 'rank' they are hard.",
+    )
+    penalty: float | None = Field(
+        default=None,
+        gt=0,
+        description="For soft bounds: merit points lost per reference GPU-hour outside the bounds.",
     )
 
     @field_validator("kinds")
@@ -224,6 +300,12 @@ class ShareGroup(Strict):
 
     @model_validator(mode="after")
     def _ordered(self) -> ShareGroup:
+        if self.soft and self.penalty is None:
+            raise ValueError(
+                "a soft share group needs a penalty (merit points per reference GPU-hour); add one"
+            )
+        if not self.soft and self.penalty is not None:
+            raise ValueError("penalty is set but the group is not soft; set soft to true or remove penalty")
         if self.min_share > self.max_share:
             raise ValueError(
                 f"min_share ({self.min_share}) is above max_share ({self.max_share}); "
@@ -259,6 +341,41 @@ class MeritPolicy(Strict):
     )
 
 
+class Pin(Strict):
+    """A decision the committee fixes in advance, with its written reason."""
+
+    proposal: Id = Field(description="Proposal id.")
+    action: Literal["fund", "exclude"] = Field(description="'fund': must be funded; 'exclude': must not be.")
+    machine: Id | None = Field(default=None, description="With 'fund': the machine it must be funded on.")
+    gpu_hours: int | None = Field(
+        default=None,
+        gt=0,
+        description="With 'fund' and a machine: the exact award, in that machine's GPU-hours.",
+    )
+    reason: str = Field(min_length=1, description="The committee's reason; shown in every report.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Pin:
+        if self.action == "exclude" and (self.machine is not None or self.gpu_hours is not None):
+            raise ValueError("an 'exclude' pin takes no machine or gpu_hours; remove them")
+        if self.gpu_hours is not None and self.machine is None:
+            raise ValueError("an exact award (gpu_hours) needs the machine too; add machine")
+        return self
+
+
+class ExclusiveGroup(Strict):
+    """Proposals of which at most one may be funded (e.g. the same work submitted twice)."""
+
+    id: Id
+    proposals: list[Id] = Field(min_length=2, description="Proposal ids; at most one is funded.")
+    reason: str = Field(default="", description="Why they exclude each other; shown in reports.")
+
+    @field_validator("proposals")
+    @classmethod
+    def _as_sorted_set(cls, ids: list[str]) -> list[str]:
+        return sorted(set(ids))
+
+
 class Policy(Strict):
     """The committee's rules for this round."""
 
@@ -274,6 +391,22 @@ class Policy(Strict):
         "commercial cap.",
     )
     merit: MeritPolicy = Field(default_factory=MeritPolicy)
+    objective: Literal["merit", "rank"] = Field(
+        default="merit",
+        description="'merit': maximise merit-weighted value; 'rank': fund strictly down the ranking.",
+    )
+    share_basis: Literal["capacity", "awarded"] = Field(
+        default="capacity",
+        description="Shares are fractions of the round's capacity ('capacity') or of the reference "
+        "GPU-hours actually awarded ('awarded').",
+    )
+    pins: list[Pin] = Field(default_factory=list, description="Committee decisions fixed in advance.")
+    exclusive: list[ExclusiveGroup] = Field(
+        default_factory=list, description="Groups of proposals of which at most one may be funded."
+    )
+    max_awards_per_organisation: int | None = Field(
+        default=None, ge=1, description="At most this many funded proposals per applicant organisation."
+    )
 
 
 class Round(Strict):
@@ -300,14 +433,26 @@ class Round(Strict):
         return self
 
     def canonical(self) -> Round:
-        """The same round with machines, groups and proposals sorted by id."""
+        """The same round with every id-keyed list sorted by id: order carries no meaning."""
         policy = self.policy.model_copy(
-            update={"share_groups": sorted(self.policy.share_groups, key=lambda g: g.id)}
+            update={
+                "share_groups": sorted(self.policy.share_groups, key=lambda g: g.id),
+                "pins": sorted(self.policy.pins, key=lambda p: p.proposal),
+                "exclusive": sorted(self.policy.exclusive, key=lambda e: e.id),
+            }
         )
+        proposals = []
+        for p in sorted(self.proposals, key=lambda p: p.id):
+            if p.request.machine_options is not None:
+                options = sorted(p.request.machine_options, key=lambda o: o.machine)
+                p = p.model_copy(
+                    update={"request": p.request.model_copy(update={"machine_options": options})}
+                )
+            proposals.append(p)
         return self.model_copy(
             update={
                 "machines": sorted(self.machines, key=lambda m: m.id),
-                "proposals": sorted(self.proposals, key=lambda p: p.id),
+                "proposals": proposals,
                 "policy": policy,
             }
         )
@@ -358,6 +503,8 @@ def cross_check(rnd: Round) -> list[tuple[Loc, str]]:
             )
         )
     lo, hi = rnd.score_scale.min, rnd.score_scale.max
+    machine_ids = {m.id for m in rnd.machines}
+    proposal_ids = {p.id for p in rnd.proposals}
     for i, p in enumerate(rnd.proposals):
         if not lo <= p.score <= hi:
             problems.append(
@@ -367,7 +514,58 @@ def cross_check(rnd: Round) -> list[tuple[Loc, str]]:
                     "fix the score or the round's score_scale",
                 )
             )
+        options = p.request.machine_options or []
+        seen_machines: set[str] = set()
+        for j, o in enumerate(options):
+            where: Loc = ("proposals", i, "request", "machine_options", j, "machine")
+            if o.machine not in machine_ids:
+                problems.append((where, f"unknown machine '{o.machine}'; use one of {_listing(machine_ids)}"))
+            if o.machine in seen_machines:
+                problems.append(
+                    (where, f"machine '{o.machine}' is listed twice; keep one option per machine")
+                )
+            seen_machines.add(o.machine)
+        if options and p.efficiency:
+            problems.append(
+                (
+                    ("proposals", i, "efficiency"),
+                    "efficiency applies to a reference-hour request only; with machine_options give "
+                    "each machine's hours directly and remove efficiency",
+                )
+            )
+    pinned: set[str] = set()
+    for i, pin in enumerate(rnd.policy.pins):
+        if pin.proposal not in proposal_ids:
+            problems.append(
+                (("policy", "pins", i, "proposal"), f"unknown proposal '{pin.proposal}'; check the id")
+            )
+        if pin.proposal in pinned:
+            problems.append(
+                (
+                    ("policy", "pins", i, "proposal"),
+                    f"proposal '{pin.proposal}' is pinned twice; keep one pin per proposal",
+                )
+            )
+        pinned.add(pin.proposal)
+        if pin.machine is not None and pin.machine not in machine_ids:
+            problems.append(
+                (
+                    ("policy", "pins", i, "machine"),
+                    f"unknown machine '{pin.machine}'; use one of {_listing(machine_ids)}",
+                )
+            )
+    problems += _duplicates("exclusive group", ("policy", "exclusive"), [e.id for e in rnd.policy.exclusive])
+    for i, exclusive in enumerate(rnd.policy.exclusive):
+        for pid in exclusive.proposals:
+            if pid not in proposal_ids:
+                problems.append(
+                    (("policy", "exclusive", i, "proposals"), f"unknown proposal '{pid}'; check the id")
+                )
     return problems
+
+
+def _listing(ids: set[str]) -> str:
+    return ", ".join(f"'{i}'" for i in sorted(ids))
 
 
 def _duplicates(what: str, where: Loc, ids: list[str]) -> list[tuple[Loc, str]]:

@@ -43,10 +43,17 @@ class ReasonOut(Out):
     """One reason a proposal is not funded in full."""
 
     code: str = Field(
-        description="below_threshold, publication, incompatible, too_small, cap, capacity, "
-        "commercial_cap, share_max, not_reached or zero_merit."
+        description="below_threshold, publication, incompatible, too_small, cap, pinned, capacity, "
+        "commercial_cap, share_max, share_min, exclusive, organisation_cap, rank, not_reached or zero_merit."
     )
     detail: str = Field(description="The reason in words, with its numbers.")
+
+
+class PinOut(Out):
+    """A pin as it applied to one proposal."""
+
+    action: Literal["fund", "exclude"]
+    reason: str
 
 
 class ProposalResult(Out):
@@ -62,6 +69,8 @@ class ProposalResult(Out):
     merit_weight: float = Field(description="((score - min) / (max - min)) ** exponent.")
     objective_contribution: int = Field(description="This award's part of the scaled objective.")
     group: str | None = Field(description="Share group id, or null.")
+    rank_position: int = Field(description="Place in the ranking order (1 = best), see the rank objective.")
+    pin: PinOut | None = Field(default=None, description="The committee's pin on this proposal, if any.")
     commercial: bool = Field(description="True when the commitment does not qualify for free access.")
     reasons: list[ReasonOut] = Field(
         description="Every reason that holds, the decisive one first; empty when funded in full."
@@ -71,10 +80,17 @@ class ProposalResult(Out):
 class GroupMetrics(Out):
     id: str
     name: str
-    reference_gpu_hours: float
-    share: float = Field(description="Fraction of the round's capacity in reference GPU-hours.")
+    reference_gpu_hours: float = Field(description="Reference GPU-hours awarded to the group.")
+    share: float = Field(description="Fraction of the share basis (capacity or awarded hours).")
     min_share: float
     max_share: float
+    soft: bool
+    shortfall_reference_gpu_hours: int = Field(
+        description="Whole reference GPU-hours below the minimum (soft groups only; 0 otherwise)."
+    )
+    excess_reference_gpu_hours: int = Field(
+        description="Whole reference GPU-hours above the maximum (soft groups only; 0 otherwise)."
+    )
     proposals_funded: int
 
 
@@ -91,6 +107,7 @@ class MachineMetrics(Out):
 
 
 class Metrics(Out):
+    share_basis: Literal["capacity", "awarded"]
     capacity_reference_gpu_hours: float
     requested_reference_gpu_hours: int
     awarded_reference_gpu_hours: float
@@ -100,17 +117,49 @@ class Metrics(Out):
 
 
 class ObjectiveOut(Out):
-    kind: Literal["merit"]
+    kind: Literal["merit", "rank"]
     value_basis: Literal["fraction", "hours"]
     scale: int = Field(description="Scaled objective points per unit of value.")
-    scaled: int = Field(description="The objective CP-SAT maximised (integer).")
+    merit_scaled: int = Field(description="Sum of every award unit's scaled merit (coef x units).")
+    penalty_scaled: int = Field(description="Scaled penalties for soft share deviations.")
+    scaled: int = Field(description="merit_scaled - penalty_scaled: what 'merit' maximises (integer).")
     value: float = Field(description="scaled / scale.")
-    best_bound_scaled: int = Field(description="Proven upper bound on the scaled objective.")
-    gap: float = Field(description="(bound - objective) / max(1, bound); 0 when proven optimal.")
+    best_bound_scaled: int | None = Field(
+        description="Proven upper bound on the scaled objective (merit only; null under rank)."
+    )
+    gap: float | None = Field(
+        description="(bound - objective) / max(1, bound); 0 when proven optimal (merit only)."
+    )
+
+
+class RankStep(Out):
+    """One step of the rank objective's walk down the ranking."""
+
+    position: int = Field(description="Place in the ranking order (1 = best).")
+    proposal: str
+    phase: Literal["fund", "raise"] = Field(
+        description="'fund': is it funded at its minimum? 'raise': how far towards its request?"
+    )
+    outcome: Literal["funded", "not_funded", "raised"]
+    fraction_of_request: float = Field(description="The proposal's fraction of its request after the step.")
+    settled_by: Literal["pin", "witness", "solver"] = Field(
+        description="A pin, an allocation already found, or a CP-SAT check."
+    )
+    proven: bool = Field(description="False when the CP-SAT check ran out of its work limit.")
+
+
+class RankOut(Out):
+    """The record of a rank solve: the order and every step."""
+
+    order: list[str] = Field(description="Eligible proposal ids, best first.")
+    steps: list[RankStep]
+    all_proven: bool
 
 
 class SolverOut(Out):
-    status: Literal["optimal", "feasible"]
+    status: Literal["optimal", "feasible"] = Field(
+        description="Merit: proven optimal or not. Rank: optimal when every step was proven."
+    )
     stop_reason: Literal["finished", "work_limit", "time_limit", "interrupted"]
     deterministic_seconds: float = Field(description="CP-SAT's deterministic work measure.")
     options_considered: int = Field(description="(proposal, machine) pairs in the model.")
@@ -139,6 +188,7 @@ class Solution(Out):
     round_id: str
     round_name: str
     objective: ObjectiveOut
+    rank: RankOut | None = Field(default=None, description="The rank walk (objective 'rank' only).")
     proposals: list[ProposalResult]
     metrics: Metrics
     solver: SolverOut

@@ -6,15 +6,11 @@ solution builder and the reports work with. All arithmetic is exact
 the same numbers on every machine. ``verify`` deliberately does not use this
 module: it recomputes every rule on its own.
 
-Conversions (documented in the README):
-
-- a proposal asking R reference GPU-hours with minimum r may get, on machine m
-  with exchange rate e and award unit u, between ceil(r / (e*u)) and
-  floor(R / (e*u)) award units, further capped by the machine's per-proposal
-  cap, floor(cap / u);
-- its merit weight is ((score - scale.min) / (scale.max - scale.min)) ** exponent;
-- one award unit is worth, in the objective, weight * e*u / R (value
-  'fraction') or weight * e*u (value 'hours'), scaled to an integer.
+Conversions and the merit of one award unit are documented in the README
+("What best means" and "The full policy language"): every option is a
+(proposal, machine) pair with its unit range, the fraction of the request and
+of the minimum one unit covers (f, g), the reference GPU-hours it delivers (d)
+and the capacity it uses, in reference GPU-hours (e*u).
 """
 
 from __future__ import annotations
@@ -23,7 +19,7 @@ import math
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from allocopt.round import Machine, Proposal, Round
+from allocopt.round import Machine, Pin, Proposal, Round
 
 # Integer scale of one objective point: 'fraction' counts 1e-8 of a fully
 # funded top-score proposal, 'hours' counts 1e-3 of a reference GPU-hour.
@@ -56,11 +52,19 @@ class Option:
     proposal_id: str
     machine_id: str
     unit_hours: int  # GPU-hours in one award unit on this machine
-    min_units: int
-    max_units: int  # the request rounded down, and the machine's cap
+    min_units: int  # the minimum on this machine alone (single-machine awards)
+    max_units: int  # the request rounded down, and the machine's per-proposal cap
     request_units: int  # the request rounded down to whole award units
-    ref_per_unit: Fraction  # reference GPU-hours one award unit is worth
-    coef: int  # scaled objective value of one award unit
+    ref_per_unit: Fraction  # capacity one unit uses, in reference GPU-hours (e*u)
+    f: Fraction  # fraction of the request one unit covers
+    g: Fraction  # fraction of the minimum one unit covers
+    d: Fraction  # reference GPU-hours of work one unit delivers (e*s*u)
+    preference: Fraction
+    coef: int  # scaled merit of one award unit
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.proposal_id, self.machine_id)
 
     @property
     def capped(self) -> bool:
@@ -78,20 +82,38 @@ class Assessment:
     group_id: str | None
     options: tuple[Option, ...]
     ineligible: tuple[Reason, ...] = ()
+    pin: Pin | None = None
+    requested_ref: Fraction = Fraction(0)  # the request in reference GPU-hours, for reports
 
     @property
     def eligible(self) -> bool:
         return not self.ineligible
 
+    @property
+    def split(self) -> bool:
+        """True when the award may be spread over several machines."""
+        return self.proposal.max_machines > 1
+
+    @property
+    def organisation(self) -> str:
+        return self.proposal.applicant.name
+
 
 @dataclass(frozen=True)
 class GroupBound:
-    """A share group's bounds in reference GPU-hours (exact)."""
+    """A share group's bounds: as exact fractions, and in reference GPU-hours of capacity."""
 
     group_id: str
     name: str
-    min_ref: Fraction
+    min_share: Fraction
+    max_share: Fraction
+    min_ref: Fraction  # min_share x capacity (basis 'capacity')
     max_ref: Fraction
+    penalty: int | None  # scaled merit points per reference GPU-hour outside soft bounds
+
+    @property
+    def soft(self) -> bool:
+        return self.penalty is not None
 
 
 @dataclass
@@ -103,28 +125,53 @@ class Terms:
     commercial_cap_hours: dict[str, int]
     groups: dict[str, GroupBound]
     assessments: dict[str, Assessment]
+    order: list[str]  # every proposal id in ranking order (see rank_key)
+    problems: list[str]  # pins that cannot be honoured as stated
     options: list[Option] = field(default_factory=list)
 
-    def options_of(self, proposal_id: str) -> tuple[Option, ...]:
-        return self.assessments[proposal_id].options
+    @property
+    def scale(self) -> int:
+        return OBJECTIVE_SCALE[self.round.policy.merit.value]
+
+    @property
+    def share_basis(self) -> str:
+        return self.round.policy.share_basis
 
 
 def derive(rnd: Round) -> Terms:
     """Derive the exact terms of a round (expects a validated round)."""
     total_ref = sum((m.gpu_hours * exact(m.exchange_rate) for m in rnd.machines), Fraction(0))
+    scale = OBJECTIVE_SCALE[rnd.policy.merit.value]
     groups = {
-        g.id: GroupBound(g.id, g.name, exact(g.min_share) * total_ref, exact(g.max_share) * total_ref)
+        g.id: GroupBound(
+            g.id,
+            g.name,
+            exact(g.min_share),
+            exact(g.max_share),
+            exact(g.min_share) * total_ref,
+            exact(g.max_share) * total_ref,
+            round_half_up(scale * exact(g.penalty)) if g.soft and g.penalty is not None else None,
+        )
         for g in rnd.policy.share_groups
     }
-    assessments = {p.id: _assess(rnd, p) for p in rnd.proposals}
+    pins = {pin.proposal: pin for pin in rnd.policy.pins}
+    assessments = {p.id: _assess(rnd, p, pins.get(p.id)) for p in rnd.proposals}
+    order = sorted(assessments, key=lambda pid: rank_key(assessments[pid].proposal))
     return Terms(
         round=rnd,
         total_ref=total_ref,
         commercial_cap_hours={m.id: math.floor(exact(m.commercial_cap) * m.gpu_hours) for m in rnd.machines},
         groups=groups,
         assessments=assessments,
+        order=order,
+        problems=[msg for a in assessments.values() for msg in _pin_problems(rnd, a)],
         options=[o for a in assessments.values() for o in a.options],
     )
+
+
+def rank_key(p: Proposal) -> tuple[bool, int, Fraction, str]:
+    """Ranking order: committee rank (none last), then score (higher first), then id."""
+    return (p.committee_rank is None, p.committee_rank or 0, -exact(p.score), p.id)
 
 
 def merit_weight(rnd: Round, proposal: Proposal) -> Fraction:
@@ -184,7 +231,7 @@ def needs(proposal: Proposal) -> str:
     return f"{stacks} on {archs}{mem}"
 
 
-def _assess(rnd: Round, p: Proposal) -> Assessment:
+def _assess(rnd: Round, p: Proposal, pin: Pin | None) -> Assessment:
     weight = merit_weight(rnd, p)
     commercial = is_commercial(rnd, p)
     reasons: list[Reason] = []
@@ -198,21 +245,31 @@ def _assess(rnd: Round, p: Proposal) -> Assessment:
     if commercial and rnd.policy.commercial == "exclude":
         reasons.append(Reason("publication", f"{_commitment(p)}: this round funds only open work"))
 
-    options: list[Option] = []
-    compatible = [m for m in rnd.machines if not hardware_mismatch(m, p)]
-    too_small: list[str] = []
-    over_cap: list[str] = []
-    for m in compatible:
-        option = _option(rnd, p, m, weight)
-        if option.request_units < option.min_units:
+    wanted = p.request.machine_options
+    listed = {o.machine for o in wanted} if wanted is not None else None
+    compatible = [
+        m for m in rnd.machines if not hardware_mismatch(m, p) and (listed is None or m.id in listed)
+    ]
+    options = [_option(rnd, p, m, weight) for m in compatible]
+    viable, too_small, over_cap = [], [], []
+    for o, m in zip(options, compatible, strict=True):
+        lowest = 1 if p.max_machines > 1 else o.min_units
+        if o.request_units < lowest:
             too_small.append(m.name)
-        elif option.max_units < option.min_units:
+        elif o.max_units < lowest:
             over_cap.append(f"{m.name} caps awards at {(cap_units(m) or 0) * m.award_unit:,} GPU-h")
         else:
-            options.append(option)
+            viable.append(o)
+    if p.max_machines > 1 and viable:
+        # Split awards: the best k options together must be able to reach the minimum.
+        reach = sorted((o.g * o.max_units for o in viable), reverse=True)[: p.max_machines]
+        if sum(reach) < 1:
+            over_cap.append("even together, the machines' caps and requests stay below the minimum")
+            viable = []
     if not compatible:
-        reasons.append(Reason("incompatible", f"needs {needs(p)}: no machine in this round matches"))
-    elif not options:
+        where = "none of its machine options" if listed is not None else "no machine in this round"
+        reasons.append(Reason("incompatible", f"needs {needs(p)}: {where} matches"))
+    elif not viable:
         if too_small:
             reasons.append(
                 Reason(
@@ -228,29 +285,83 @@ def _assess(rnd: Round, p: Proposal) -> Assessment:
         weight=weight,
         commercial=commercial,
         group_id=group_of(rnd, p),
-        options=tuple(options) if not reasons else (),
+        options=tuple(viable) if not reasons else (),
         ineligible=tuple(reasons),
+        pin=pin,
+        requested_ref=_requested_ref(rnd, p),
     )
 
 
 def _option(rnd: Round, p: Proposal, m: Machine, weight: Fraction) -> Option:
-    ref_per_unit = exact(m.exchange_rate) * m.award_unit
-    request_units = math.floor(p.request.reference_gpu_hours / ref_per_unit)
-    min_units = max(1, math.ceil(p.request.minimum_reference_gpu_hours / ref_per_unit))
+    rate, unit = exact(m.exchange_rate), m.award_unit
+    wanted = p.request.machine_options
+    if wanted is None:
+        assert p.request.reference_gpu_hours and p.request.minimum_reference_gpu_hours
+        speed = exact(p.efficiency.get(m.stack, 1.0))
+        delivered = rate * speed * unit
+        request, minimum = (
+            Fraction(p.request.reference_gpu_hours),
+            Fraction(p.request.minimum_reference_gpu_hours),
+        )
+        preference = Fraction(1)
+        f, g = delivered / request, delivered / minimum
+    else:
+        choice = next(o for o in wanted if o.machine == m.id)
+        delivered = rate * unit
+        preference = exact(choice.preference)
+        f, g = Fraction(unit, choice.gpu_hours), Fraction(unit, choice.minimum_gpu_hours)
+    request_units = math.floor(1 / f)
+    min_units = max(1, math.ceil(1 / g))
     cap = cap_units(m)
-    max_units = request_units if cap is None else min(request_units, cap)
-    value = rnd.policy.merit.value
-    per_unit = ref_per_unit / p.request.reference_gpu_hours if value == "fraction" else ref_per_unit
+    value = f if rnd.policy.merit.value == "fraction" else delivered
     return Option(
         proposal_id=p.id,
         machine_id=m.id,
-        unit_hours=m.award_unit,
+        unit_hours=unit,
         min_units=min_units,
-        max_units=max_units,
+        max_units=request_units if cap is None else min(request_units, cap),
         request_units=request_units,
-        ref_per_unit=ref_per_unit,
-        coef=round_half_up(OBJECTIVE_SCALE[value] * weight * per_unit),
+        ref_per_unit=rate * unit,
+        f=f,
+        g=g,
+        d=delivered,
+        preference=preference,
+        coef=round_half_up(OBJECTIVE_SCALE[rnd.policy.merit.value] * weight * preference * value),
     )
+
+
+def _requested_ref(rnd: Round, p: Proposal) -> Fraction:
+    """The request in reference GPU-hours: the total, or the first-choice option converted."""
+    if p.request.machine_options is None:
+        return Fraction(p.request.reference_gpu_hours or 0)
+    first = max(p.request.machine_options, key=lambda o: (exact(o.preference), o.machine))
+    return first.gpu_hours * exact(rnd.machine(first.machine).exchange_rate)
+
+
+def _pin_problems(rnd: Round, a: Assessment) -> list[str]:
+    """Why a 'fund' pin cannot be honoured as stated (empty when it can)."""
+    pin = a.pin
+    if pin is None or pin.action != "fund":
+        return []
+    who = f"the pin funding '{pin.proposal}'"
+    if not a.eligible:
+        return [f"{who} cannot hold: the proposal is not eligible ({a.ineligible[0].detail}); remove the pin"]
+    if pin.machine is None:
+        return []
+    option = next((o for o in a.options if o.machine_id == pin.machine), None)
+    if option is None:
+        return [f"{who} names machine '{pin.machine}', which the proposal cannot use; change the machine"]
+    if pin.gpu_hours is None:
+        return []
+    units, left = divmod(pin.gpu_hours, option.unit_hours)
+    lowest = 1 if a.split else option.min_units
+    if left or not lowest <= units <= option.max_units:
+        lo, hi = lowest * option.unit_hours, option.max_units * option.unit_hours
+        return [
+            f"{who} asks {pin.gpu_hours:,} GPU-h on '{pin.machine}'; allowed are whole multiples of "
+            f"{option.unit_hours:,} from {lo:,} to {hi:,}"
+        ]
+    return []
 
 
 def _commitment(p: Proposal) -> str:

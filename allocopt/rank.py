@@ -1,0 +1,151 @@
+"""The rank objective: fund strictly down the ranking, then raise awards in rank order.
+
+The walk follows the README's definition. Each step is settled by a witness
+when one is at hand (an allocation already found that satisfies every rule
+and funds the proposal, or gives it its whole request) and by a CP-SAT check
+otherwise; a check that runs out of work is recorded as unproven.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from allocopt.model import AllocationModel, OptionKey, RawResult
+from allocopt.options import SolveOptions
+from allocopt.solution import RankOut, RankStep
+from allocopt.terms import Assessment, Terms
+
+# Work allowed for one step's check, as a share of the solve's work limit.
+STEP_SHARE = 0.2
+
+
+@dataclass
+class RankWalk:
+    """The outcome of the walk: the final allocation and the record of every step."""
+
+    units: dict[OptionKey, int]
+    steps: list[RankStep] = field(default_factory=list)
+    deterministic_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    stop_reason: str = "finished"
+
+
+def walk(terms: Terms, options: SolveOptions) -> RankWalk | None:
+    """Run the rank walk; None when the rules cannot hold even before the walk starts."""
+    model = AllocationModel(terms, soft_shares=False)
+    record = RankWalk(units={})
+    step_limit = max(1.0, options.work_limit * STEP_SHARE)
+
+    def check() -> RawResult:
+        raw = model.solve(options, work_limit=step_limit)
+        record.deterministic_seconds += raw.deterministic_seconds
+        record.wall_seconds += raw.wall_seconds
+        if raw.stop_reason != "finished":
+            record.stop_reason = raw.stop_reason
+        return raw
+
+    first = check()
+    if first.status == "infeasible" or (not first.units and first.status != "optimal"):
+        return None
+    witness = first.units
+    eligible = [terms.assessments[pid] for pid in terms.order if terms.assessments[pid].options]
+    position = {pid: i + 1 for i, pid in enumerate(terms.order)}
+
+    # 1. Who is funded: best first, each if it fits with every better-ranked one funded.
+    funded: list[Assessment] = []
+    for a in eligible:
+        pid = a.proposal.id
+        pinned = a.pin is not None
+        if pinned or _funds(witness, a):
+            ok, by, proven = (a.pin is None or a.pin.action == "fund"), ("pin" if pinned else "witness"), True
+            if pinned and a.pin is not None and a.pin.action == "exclude":
+                ok = False
+        else:
+            # A trial, as an assumption: the decision below is what stays in the model.
+            model.model.add_assumptions([model.y[pid]])
+            model.hint(witness)
+            model.model.clear_objective()
+            raw = check()
+            model.model.clear_assumptions()
+            ok, by, proven = (
+                raw.status in ("optimal", "feasible"),
+                "solver",
+                raw.status in ("optimal", "infeasible"),
+            )
+            if ok:
+                witness = raw.units
+        model.require_funded(pid, ok)
+        if ok:
+            funded.append(a)
+        record.steps.append(
+            RankStep(
+                position=position[pid],
+                proposal=pid,
+                phase="fund",
+                outcome="funded" if ok else "not_funded",
+                fraction_of_request=0.0,
+                settled_by=by,
+                proven=proven,
+            )
+        )
+
+    # 2. How much: each funded proposal as far towards its request as the better-ranked allow.
+    for a in funded:
+        expr_scale = model.fraction_expr(a)[1]
+        current = _scaled_fraction(witness, a, expr_scale)
+        if _full(witness, a):
+            by, proven, best = "witness", True, current
+        else:
+            expr, _ = model.fraction_expr(a)
+            model.hint(witness)
+            model.model.maximize(expr)
+            raw = check()
+            proven = raw.status == "optimal"
+            if raw.units:
+                witness = raw.units
+            best = _scaled_fraction(witness, a, expr_scale)
+            by = "solver"
+        model.require_fraction(a, best)
+        record.steps.append(
+            RankStep(
+                position=position[a.proposal.id],
+                proposal=a.proposal.id,
+                phase="raise",
+                outcome="raised",
+                fraction_of_request=round(best / expr_scale, 6),
+                settled_by=by,
+                proven=proven,
+            )
+        )
+    # The fund steps report the final fraction too, so each step reads on its own.
+    final = {s.proposal: s.fraction_of_request for s in record.steps if s.phase == "raise"}
+    record.steps = [
+        s.model_copy(update={"fraction_of_request": final.get(s.proposal, 0.0)}) if s.phase == "fund" else s
+        for s in record.steps
+    ]
+    record.units = witness
+    return record
+
+
+def rank_out(terms: Terms, record: RankWalk) -> RankOut:
+    """The walk as recorded in the solution."""
+    return RankOut(
+        order=[pid for pid in terms.order if terms.assessments[pid].options],
+        steps=record.steps,
+        all_proven=all(s.proven for s in record.steps),
+    )
+
+
+def _funds(units: dict[OptionKey, int], a: Assessment) -> bool:
+    return any(units.get(o.key, 0) > 0 for o in a.options)
+
+
+def _full(units: dict[OptionKey, int], a: Assessment) -> bool:
+    """True when no option it may use could take one more unit without passing the request."""
+    fraction = sum(o.f * units.get(o.key, 0) for o in a.options)
+    usable = [o for o in a.options if a.split or units.get(o.key, 0) > 0]
+    return all(fraction + o.f > 1 for o in usable)
+
+
+def _scaled_fraction(units: dict[OptionKey, int], a: Assessment, scale: int) -> int:
+    return sum(int(o.f * scale) * units.get(o.key, 0) for o in a.options)
