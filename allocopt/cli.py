@@ -153,7 +153,7 @@ def solve(
     """Solve ROUND under its policy and write the solution file (atomically)."""
     rnd = read_round(round_file)
     options = SolveOptions(
-        objective=objective,  # type: ignore[arg-type]
+        objective=objective,
         workers=workers,
         seed=seed,
         work_limit=work_limit,

@@ -257,8 +257,6 @@ class AllocationModel:
         self,
         options: SolveOptions,
         on_progress: Callable[[Progress], None] | None = None,
-        *,
-        work_limit: float | None = None,
     ) -> RawResult:
         """Run CP-SAT with deterministic settings; Ctrl-C stops it with the best found."""
         solver = cp_model.CpSolver()
@@ -269,8 +267,7 @@ class AllocationModel:
         # full linearisation lets CP-SAT use it for the bound and the search.
         params.linearization_level = 2
         params.random_seed = options.seed
-        limit = options.work_limit if work_limit is None else work_limit
-        params.max_deterministic_time = limit
+        params.max_deterministic_time = options.work_limit
         if options.time_limit is not None:
             params.max_time_in_seconds = options.time_limit
         # CP-SAT catches Ctrl-C itself (catch_sigint_signal) and stops with its best solution.
@@ -292,7 +289,7 @@ class AllocationModel:
         if status not in (cp_model.OPTIMAL, cp_model.INFEASIBLE):
             if options.time_limit is not None and solver.wall_time >= options.time_limit * 0.99:
                 result.stop_reason = "time_limit"
-            elif solver.deterministic_time >= limit * 0.99:
+            elif solver.deterministic_time >= options.work_limit * 0.99:
                 result.stop_reason = "work_limit"
             else:  # neither limit was reached: only Ctrl-C stops CP-SAT early
                 result.stop_reason = "interrupted"

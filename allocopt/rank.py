@@ -15,9 +15,6 @@ from allocopt.options import SolveOptions
 from allocopt.solution import RankOut, RankStep
 from allocopt.terms import Assessment, Terms
 
-# Work allowed for one step's check, as a share of the solve's work limit.
-STEP_SHARE = 0.2
-
 
 @dataclass
 class RankWalk:
@@ -34,10 +31,10 @@ def walk(terms: Terms, options: SolveOptions) -> RankWalk | None:
     """Run the rank walk; None when the rules cannot hold even before the walk starts."""
     model = AllocationModel(terms, soft_shares=False)
     record = RankWalk(units={})
-    step_limit = max(1.0, options.work_limit * STEP_SHARE)
 
     def check() -> RawResult:
-        raw = model.solve(options, work_limit=step_limit)
+        # Under 'rank' the work limit applies to each step's check.
+        raw = model.solve(options)
         record.deterministic_seconds += raw.deterministic_seconds
         record.wall_seconds += raw.wall_seconds
         if raw.stop_reason != "finished":
@@ -61,10 +58,12 @@ def walk(terms: Terms, options: SolveOptions) -> RankWalk | None:
             if pinned and a.pin is not None and a.pin.action == "exclude":
                 ok = False
         else:
-            # A trial, as an assumption: the decision below is what stays in the model.
+            # A trial, as an assumption: the decision below is what stays in the model. Funding as
+            # many of the proposals still to come as possible gives witnesses that settle later steps.
             model.model.add_assumptions([model.y[pid]])
             model.hint(witness)
-            model.model.clear_objective()
+            later = [model.y[b.proposal.id] for b in eligible[eligible.index(a) + 1 :] if b.pin is None]
+            model.model.maximize(sum(later))
             raw = check()
             model.model.clear_assumptions()
             ok, by, proven = (
