@@ -115,7 +115,7 @@ def validate(round_file: Path) -> None:
 @click.option(
     "--work-limit",
     type=click.FloatRange(min=0, min_open=True),
-    default=60.0,
+    default=SolveOptions().work_limit,
     show_default=True,
     help="Deterministic work limit (CP-SAT deterministic seconds): reproducible.",
 )
@@ -128,7 +128,7 @@ def validate(round_file: Path) -> None:
 @click.option(
     "--workers",
     type=click.IntRange(1, 64),
-    default=2,
+    default=SolveOptions().workers,
     show_default=True,
     help="CP-SAT workers (interleaved, so the result does not depend on machine load).",
 )

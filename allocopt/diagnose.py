@@ -27,8 +27,11 @@ class Diagnostic:
         return f"{self.level}: {self.message}"
 
 
-def diagnostics(terms: Terms) -> list[Diagnostic]:
-    """Demand against capacity per stack and per share group; proposals nobody can serve."""
+def diagnostics(terms: Terms, objective: str = "merit") -> list[Diagnostic]:
+    """Demand against capacity per stack and per share group; proposals nobody can serve.
+
+    A soft share minimum can always be missed (at a cost), except under 'rank'.
+    """
     rnd = terms.round
     out: list[Diagnostic] = []
     eligible = [a for a in terms.assessments.values() if a.eligible]
@@ -61,7 +64,19 @@ def diagnostics(terms: Terms) -> list[Diagnostic]:
             f"{demand:,} reference GPU-h ({_pct(demand, terms.total_ref)} of capacity); "
             f"minimum {_pct(group.min_ref, terms.total_ref)}"
         )
-        if most < group.min_ref:
+        if terms.share_basis == "awarded":
+            if most == 0 and group.min_share > 0:
+                out.append(
+                    Diagnostic(
+                        "warning",
+                        line.replace("minimum", "minimum (of hours awarded)")
+                        + ": no proposal of this group can be funded, so under share basis 'awarded' "
+                        "nothing at all can be awarded; lower its min_share to 0 or admit its proposals",
+                    )
+                )
+            else:
+                out.append(Diagnostic("info", line))
+        elif most < group.min_ref and (not group.soft or objective == "rank"):
             out.append(
                 Diagnostic(
                     "error",
@@ -79,17 +94,19 @@ def diagnostics(terms: Terms) -> list[Diagnostic]:
     return out
 
 
-def share_shortfalls(terms: Terms, options: SolveOptions) -> list[str]:
+def share_shortfalls(terms: Terms, options: SolveOptions, objective: str = "merit") -> list[str]:
     """For an infeasible round: each share minimum that cannot be met, and by how much.
 
     Each group's most reachable reference hours are found by re-solving with
     every share minimum dropped and that group's hours maximised.
     """
     found: list[str] = []
+    if terms.share_basis == "awarded":
+        return found  # a minimum share of the hours awarded can always be met by awarding less
     for group in terms.groups.values():
-        if group.min_ref <= 0:
+        if group.min_ref <= 0 or (group.soft and objective != "rank"):
             continue
-        model = AllocationModel(terms, share_minimums=False)
+        model = AllocationModel(terms, soft_shares=objective != "rank", share_minimums=False)
         to_hours = model.maximise_group_hours(group.group_id)
         raw = model.solve(options)
         if raw.status != "optimal" or raw.objective is None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from allocopt.model import AllocationModel, OptionKey, RawResult
 from allocopt.options import SolveOptions
 from allocopt.solution import RankOut, RankStep
-from allocopt.terms import Assessment, Terms
+from allocopt.terms import Assessment, Terms, most_fraction
 
 
 @dataclass
@@ -140,10 +140,8 @@ def _funds(units: dict[OptionKey, int], a: Assessment) -> bool:
 
 
 def _full(units: dict[OptionKey, int], a: Assessment) -> bool:
-    """True when no option it may use could take one more unit without passing the request."""
-    fraction = sum(o.f * units.get(o.key, 0) for o in a.options)
-    usable = [o for o in a.options if a.split or units.get(o.key, 0) > 0]
-    return all(fraction + o.f > 1 for o in usable)
+    """True when the proposal already has the most it could get even alone on the machines."""
+    return sum(o.f * units.get(o.key, 0) for o in a.options) >= most_fraction(a)
 
 
 def _scaled_fraction(units: dict[OptionKey, int], a: Assessment, scale: int) -> int:

@@ -35,7 +35,7 @@ def solve(
     objective = options.objective or rnd.policy.objective
     rnd = rnd.canonical()
     terms = derive(rnd)
-    errors = terms.problems + [d.message for d in diagnostics(terms) if d.level == "error"]
+    errors = terms.problems + [d.message for d in diagnostics(terms, objective) if d.level == "error"]
     if errors:
         raise InfeasibleError(_listed(errors))
 
@@ -43,7 +43,7 @@ def solve(
     if objective == "rank":
         record = walk(terms, options)
         if record is None:
-            raise InfeasibleError(_listed(_why_infeasible(terms, options)))
+            raise InfeasibleError(_listed(_why_infeasible(terms, options, objective)))
         units, rank = record.units, rank_out(terms, record)
         optimal, bound, gap = rank.all_proven, None, None
         stop_reason, det, wall = record.stop_reason, record.deterministic_seconds, record.wall_seconds
@@ -52,7 +52,7 @@ def solve(
         model.maximise_merit()
         raw = model.solve(options, on_progress)
         if raw.status == "infeasible":
-            raise InfeasibleError(_listed(_why_infeasible(terms, options)))
+            raise InfeasibleError(_listed(_why_infeasible(terms, options, objective)))
         if raw.objective is None or raw.bound is None:
             raise AllocoptError(
                 f"no allocation was found before the solve stopped ({raw.stop_reason.replace('_', ' ')}); "
@@ -110,8 +110,8 @@ def _merit(terms: Terms, units: dict[OptionKey, int]) -> int:
     return sum(o.coef * units.get(o.key, 0) for o in terms.options)
 
 
-def _why_infeasible(terms: Terms, options: SolveOptions) -> list[str]:
-    return share_shortfalls(terms, options) or [
+def _why_infeasible(terms: Terms, options: SolveOptions, objective: str) -> list[str]:
+    return share_shortfalls(terms, options, objective) or [
         "the share minimums, pins and caps cannot all hold together; lower a min_share, "
         "remove a pin or add capacity"
     ]

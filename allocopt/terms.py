@@ -260,15 +260,22 @@ def _assess(rnd: Round, p: Proposal, pin: Pin | None) -> Assessment:
             over_cap.append(f"{m.name} caps awards at {(cap_units(m) or 0) * m.award_unit:,} GPU-h")
         else:
             viable.append(o)
-    if p.max_machines > 1 and viable:
-        # Split awards: the best k options together must be able to reach the minimum.
-        reach = sorted((o.g * o.max_units for o in viable), reverse=True)[: p.max_machines]
-        if sum(reach) < 1:
-            over_cap.append("even together, the machines' caps and requests stay below the minimum")
-            viable = []
+    if p.max_machines > 1 and viable and not split_reachable(viable, p.max_machines):
+        over_cap.append(
+            "on up to its allowed machines, no whole award units reach the minimum within the request"
+        )
+        viable = []
     if not compatible:
         where = "none of its machine options" if listed is not None else "no machine in this round"
         reasons.append(Reason("incompatible", f"needs {needs(p)}: {where} matches"))
+    elif unreachable:
+        reasons.append(
+            Reason(
+                "too_small",
+                f"on up to {p.max_machines} machines, no whole award units reach the minimum "
+                "without passing the request",
+            )
+        )
     elif not viable:
         if too_small:
             reasons.append(
@@ -290,6 +297,41 @@ def _assess(rnd: Round, p: Proposal, pin: Pin | None) -> Assessment:
         pin=pin,
         requested_ref=_requested_ref(rnd, p),
     )
+
+
+def split_reachable(options: list[Option], k: int, budget: int = 100_000) -> bool:
+    """Can whole units on at most k options cover the minimum (sum g*u >= 1) within the
+    request (sum f*u <= 1)? A depth-first search, largest awards first; past its budget of
+    steps it answers True and leaves the question to the solver."""
+    steps = 0
+
+    def search(i: int, used: int, f_sum: Fraction, g_sum: Fraction) -> bool:
+        nonlocal steps
+        if g_sum >= 1:
+            return True
+        if i == len(options) or used == k:
+            return False
+        steps += 1
+        if steps > budget:
+            return True
+        o = options[i]
+        most = min(o.max_units, math.floor((1 - f_sum) / o.f))
+        for units in range(most, 0, -1):
+            if search(i + 1, used + 1, f_sum + units * o.f, g_sum + units * o.g):
+                return True
+        return search(i + 1, used, f_sum, g_sum)
+
+    return search(0, 0, Fraction(0), Fraction(0))
+
+
+def most_fraction(a: Assessment) -> Fraction:
+    """An upper bound on the fraction of its request a proposal can get, alone on the machines."""
+    if not a.options:
+        return Fraction(0)
+    if not a.split:
+        return max(o.max_units * o.f for o in a.options)
+    best = sorted((o.max_units * o.f for o in a.options), reverse=True)[: a.proposal.max_machines]
+    return min(Fraction(1), sum(best, Fraction(0)))
 
 
 def _option(rnd: Round, p: Proposal, m: Machine, weight: Fraction) -> Option:

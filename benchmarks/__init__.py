@@ -1,0 +1,1 @@
+"""Benchmarks of allocopt (scripts, not tests)."""

@@ -1,0 +1,137 @@
+"""The synthetic round generator: deterministic, valid, ~3x oversubscribed, feasible, solvable."""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from allocopt.diagnose import diagnostics
+from allocopt.files import canonical_json, read_round, validate_round
+from allocopt.fleet import FLEET
+from allocopt.generate import generate_round, write_round
+from allocopt.options import SolveOptions
+from allocopt.round import Round
+from allocopt.solve import solve
+from allocopt.terms import derive
+from allocopt.verify import verify
+
+SHIPPED = Path(__file__).resolve().parent.parent / "instances" / "eurohpc-2026.json"
+FLEET_IDS = [p.id for p in FLEET]
+
+
+def oversubscription(rnd: Round) -> float:
+    capacity = sum(m.gpu_hours * Fraction(str(m.exchange_rate)) for m in rnd.machines)
+    return float(sum(p.request.reference_gpu_hours for p in rnd.proposals) / capacity)
+
+
+def test_same_seed_gives_the_same_round() -> None:
+    assert canonical_json(generate_round(120, 8, 5)) == canonical_json(generate_round(120, 8, 5))
+
+
+def test_different_seeds_give_different_rounds() -> None:
+    a, b = generate_round(120, 8, 5), generate_round(120, 8, 6)
+    assert canonical_json(a) != canonical_json(b)
+    assert [p.request for p in a.proposals] != [p.request for p in b.proposals]
+
+
+@pytest.mark.parametrize(("proposals", "machines"), [(1, 1), (40, 3), (250, 6), (120, 12)])
+def test_round_validates_as_a_file_would(proposals: int, machines: int) -> None:
+    rnd = generate_round(proposals, machines, 11)
+    again = validate_round(rnd.model_dump(mode="json"), "generated")
+    assert again == rnd.canonical()
+    assert [p.id for p in rnd.proposals] == [f"P-{i:04d}" for i in range(1, proposals + 1)]
+
+
+@pytest.mark.parametrize(("proposals", "machines", "seed"), [(100, 8, 1), (250, 6, 2026), (2000, 8, 3)])
+def test_oversubscription_is_about_three(proposals: int, machines: int, seed: int) -> None:
+    assert 2.5 <= oversubscription(generate_round(proposals, machines, seed)) <= 3.5
+
+
+@pytest.mark.parametrize("machines", [1, 6, 8])
+def test_machines_are_the_fleet_in_order(machines: int) -> None:
+    rnd = generate_round(30, machines, 0)
+    assert [m.id for m in rnd.machines] == FLEET_IDS[:machines]
+
+
+def test_synthetic_machines_follow_the_fleet() -> None:
+    rnd = generate_round(30, 11, 0)
+    assert [m.id for m in rnd.machines] == [*FLEET_IDS, "midrange-09", "midrange-10", "midrange-11"]
+    for m in rnd.machines[len(FLEET) :]:
+        assert "Synthetic" in m.name
+        assert m.max_award_fraction == 0.25
+
+
+def test_machine_hours_follow_the_fleet() -> None:
+    jupiter = generate_round(10, 1, 0).machines[0]
+    # 23,752 GH200 x 8,760 h x 50 % EuroHPC share x 0.1 of the year per call, in whole award units
+    assert jupiter.gpu_hours == 10_403_000
+    assert jupiter.stack == "cuda"
+    assert jupiter.cpu_arch == "aarch64"
+
+
+def test_round_has_the_promised_mix() -> None:
+    rnd = generate_round(2000, 8, 4)
+    kinds = [p.applicant.kind for p in rnd.proposals]
+    assert 0.6 < kinds.count("academic") / len(kinds) < 0.8
+    assert 0.12 < kinds.count("start-up") / len(kinds) < 0.25
+    scores = [p.score for p in rnd.proposals]
+    assert all(0 <= s <= 5 and round(s, 1) == s for s in scores)
+    assert len(set(scores)) < len(scores)  # ties happen
+    terms = derive(rnd)
+    codes = {r.code for a in terms.assessments.values() for r in a.ineligible}
+    assert {"below_threshold", "incompatible"} <= codes
+    assert any(a.commercial for a in terms.assessments.values())
+    assert all(p.request.minimum_reference_gpu_hours <= p.request.reference_gpu_hours for p in rnd.proposals)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    proposals=st.integers(min_value=1, max_value=80),
+    machines=st.integers(min_value=1, max_value=12),
+    seed=st.integers(min_value=0, max_value=2**32),
+)
+def test_share_minimums_never_rule_the_round_out(proposals: int, machines: int, seed: int) -> None:
+    rnd = generate_round(proposals, machines, seed)
+    assert not [d for d in diagnostics(derive(rnd)) if d.level == "error"]
+    groups = {g.id: g for g in rnd.policy.share_groups}
+    assert groups["science"].min_share <= 0.5
+    assert groups["startups"].min_share <= 0.1
+    assert groups["startups"].max_share == 0.3
+
+
+def test_bad_arguments_are_refused() -> None:
+    with pytest.raises(ValueError, match="proposals"):
+        generate_round(0, 6, 1)
+    with pytest.raises(ValueError, match="machines"):
+        generate_round(10, 0, 1)
+    with pytest.raises(ValueError, match="seed"):
+        generate_round(10, 6, -1)
+
+
+def test_write_round_round_trips(tmp_path: Path) -> None:
+    rnd = generate_round(25, 4, 9)
+    out = tmp_path / "round.json"
+    write_round(rnd, out)
+    text = out.read_text(encoding="utf-8")
+    assert text.endswith("}\n")
+    assert json.loads(text) == rnd.model_dump(mode="json")
+    assert read_round(out) == rnd.canonical()
+
+
+def test_shipped_round_is_seed_2026(tmp_path: Path) -> None:
+    out = tmp_path / "eurohpc-2026.json"
+    write_round(generate_round(250, 6, 2026), out)
+    assert SHIPPED.read_text(encoding="utf-8") == out.read_text(encoding="utf-8")
+
+
+def test_a_300_by_8_round_solves() -> None:
+    rnd = generate_round(300, 8, 1)
+    solution = solve(rnd, SolveOptions(work_limit=10))
+    assert solution.solver.status in ("optimal", "feasible")
+    assert solution.metrics.decisions.get("funded", 0) > 0
+    assert verify(rnd, solution) == []
