@@ -260,10 +260,8 @@ def _assess(rnd: Round, p: Proposal, pin: Pin | None) -> Assessment:
             over_cap.append(f"{m.name} caps awards at {(cap_units(m) or 0) * m.award_unit:,} GPU-h")
         else:
             viable.append(o)
-    if p.max_machines > 1 and viable and not split_reachable(viable, p.max_machines):
-        over_cap.append(
-            "on up to its allowed machines, no whole award units reach the minimum within the request"
-        )
+    unreachable = p.max_machines > 1 and bool(viable) and not split_reachable(viable, p.max_machines)
+    if unreachable:
         viable = []
     if not compatible:
         where = "none of its machine options" if listed is not None else "no machine in this round"
