@@ -65,6 +65,24 @@ Synthetic machines (machines > 8)        mid-range copies of the fleet's types, 
                                          ids midrange-09, midrange-10, ...
 Titles and applicant names               plain synthetic strings from small word lists
 =======================================  ==============================================================
+
+Policy-language features (``policy_language=True``, all ASSUMPTIONS)
+====================================================================
+
+=======================================  ==============================================================
+Efficiency                               60 % of portable CUDA + ROCm codes run slower on ROCm:
+                                         efficiency 0.60-0.95 (steps of 0.05)
+Machine options                          12 % of the other proposals with 2+ compatible machines ask
+                                         per machine (up to 3): hours = request / (rate x speed),
+                                         speed 0.8-1.2; preferences 1.0 / 0.9 / 0.75
+Split awards                             30 % of requests >= 1 M reference GPU-h allow 2 machines
+Soft start-up share                      penalty 1e-5 merit points per reference GPU-h outside it
+Pin                                      'fund' on the best-scored eligible public-sector proposal
+                                         whose minimum is <= 2 % of capacity (urgent computing)
+Exclusive pair                           the median-scored eligible academic proposal is made a
+                                         resubmission of the best one (same title and applicant);
+                                         at most one is funded
+=======================================  ==============================================================
 """
 
 from __future__ import annotations
@@ -83,9 +101,12 @@ from allocopt.round import (
     Applicant,
     ApplicantKind,
     Arch,
+    ExclusiveGroup,
     FreeAccess,
     Machine,
+    MachineOption,
     MeritPolicy,
+    Pin,
     Policy,
     Proposal,
     Publication,
@@ -107,6 +128,20 @@ MINIMUM_FRACTION = (0.3, 0.7)
 QUALITY_MEAN, QUALITY_SD = 3.2, 0.65
 REVIEWERS, REVIEWER_SD = 2, 0.7
 SCORE_THRESHOLD = 3.0
+
+# Policy-language features (all ASSUMPTIONS).
+EFFICIENCY_SHARE = 0.6  # of portable (CUDA + ROCm) codes, the share slower on ROCm
+OPTIONS_SHARE = 0.12  # of the others with 2+ compatible machines, the share asking per machine
+PREFERENCES = (1.0, 0.9, 0.75)  # first, second and third choice
+SPLIT_FROM = 1_000_000  # requests this large (reference GPU-h) ...
+SPLIT_SHARE = 0.3  # ... allow two machines with this probability
+STARTUP_PENALTY = 1e-5  # merit points per reference GPU-h outside the soft start-up share
+PIN_MAX_SHARE = 0.02  # the pinned proposal's minimum is at most this share of capacity
+PIN_REASON = (
+    "Urgent computing for civil protection: granted without a call under the access policy's "
+    "strategic-initiatives clause"
+)
+DUPLICATE_REASON = "the same work submitted twice by one team"
 MAX_EMBARGO_MONTHS = 12
 
 KINDS = (ApplicantKind.ACADEMIC, ApplicantKind.STARTUP, ApplicantKind.INDUSTRY, ApplicantKind.PUBLIC_SECTOR)
@@ -189,8 +224,14 @@ GROUPS = (
 )
 
 
-def generate_round(proposals: int, machines: int, seed: int) -> Round:
-    """A synthetic, feasible, ~3x oversubscribed round; the same arguments give the same round."""
+def generate_round(proposals: int, machines: int, seed: int, *, policy_language: bool = True) -> Round:
+    """A synthetic, feasible, ~3x oversubscribed round; the same arguments give the same round.
+
+    With ``policy_language`` (the default) the round also uses the fuller policy language:
+    per-stack efficiencies, machine options, split awards, a soft start-up share, a pin and
+    an exclusive pair (see "Policy-language features" above). Without it, only the core
+    rules: what the benchmark's greedy fills and LP bound model.
+    """
     if proposals < 1:
         raise ValueError(f"proposals must be at least 1 (got {proposals})")
     if not 1 <= machines <= 99:
@@ -202,7 +243,18 @@ def generate_round(proposals: int, machines: int, seed: int) -> Round:
     fleet += [_synthetic_machine(i) for i in range(len(fleet), machines)]
     capacity = sum((m.gpu_hours * Fraction(str(m.exchange_rate)) for m in fleet), Fraction(0))
     props = _proposals(rng, proposals, float(capacity))
-    groups = _feasible_groups(fleet, props)
+    pins: list[Pin] = []
+    exclusive: list[ExclusiveGroup] = []
+    if policy_language:
+        # A second stream, so the core draws above stay what they are without these features.
+        extra = np.random.default_rng((seed, 1))
+        props = _fuller_requests(extra, fleet, props)
+        pins, exclusive, props = _pins_and_duplicates(fleet, props, float(capacity))
+    # The witness behind the share minimums funds at most one proposal of each exclusive pair.
+    left_out = {e.proposals[1] for e in exclusive}
+    groups = _feasible_groups(
+        fleet, [p for p in props if p.id not in left_out], soft_startups=policy_language
+    )
     return Round(
         id=f"synthetic-{proposals}p-{machines}m-s{seed}",
         name=f"Synthetic EuroHPC-like round ({proposals} proposals, {machines} machines, seed {seed})",
@@ -213,6 +265,8 @@ def generate_round(proposals: int, machines: int, seed: int) -> Round:
             free_access=FreeAccess(max_embargo_months=MAX_EMBARGO_MONTHS),
             commercial="within_cap",
             merit=MeritPolicy(value="fraction", exponent=1),
+            pins=pins,
+            exclusive=exclusive,
         ),
         proposals=props,
     )
@@ -371,10 +425,91 @@ def _applicant_name(kind: ApplicantKind, a: int, b: int, c: int) -> str:
     return forms[c % len(forms)].format(stem)
 
 
+# -- policy-language features -----------------------------------------------
+
+
+def _fuller_requests(
+    rng: np.random.Generator, machines: list[Machine], proposals: list[Proposal]
+) -> list[Proposal]:
+    """Efficiencies for portable codes, machine options for some, split awards for large requests."""
+    draws = rng.random((len(proposals), 4))
+    out = []
+    for p, (u_kind, u_speed, u_split, u_pref) in zip(proposals, draws, strict=True):
+        request, minimum = _asked(p)
+        compatible = sorted((m for m in machines if _compatible(m, p)), key=lambda m: m.id)
+        update: dict[str, object] = {}
+        portable = Stack.CUDA in p.requirements.stacks and Stack.ROCM in p.requirements.stacks
+        if portable and u_kind < EFFICIENCY_SHARE:
+            update["efficiency"] = {Stack.ROCM: round(round((0.6 + 0.35 * u_speed) * 20) / 20, 2)}
+        elif len(compatible) >= 2 and u_kind > 1 - OPTIONS_SHARE:
+            options = []
+            for j, m in enumerate(compatible[:3]):
+                speed = 0.8 + 0.4 * ((u_speed * (j + 2)) % 1.0)  # how fast the code runs there
+                hours = _round_up(request / (m.exchange_rate * speed), REQUEST_GRAIN)
+                least = min(hours, _round_up(hours * minimum / request, REQUEST_GRAIN))
+                first = int(u_pref * len(compatible[:3]))
+                options.append(
+                    MachineOption(
+                        machine=m.id,
+                        gpu_hours=hours,
+                        minimum_gpu_hours=least,
+                        preference=PREFERENCES[(j - first) % 3],
+                    )
+                )
+            update["request"] = Request(machine_options=options)
+        if request >= SPLIT_FROM and u_split < SPLIT_SHARE:
+            update["max_machines"] = 2
+        out.append(p.model_copy(update=update) if update else p)
+    return out
+
+
+def _pins_and_duplicates(
+    machines: list[Machine], proposals: list[Proposal], capacity: float
+) -> tuple[list[Pin], list[ExclusiveGroup], list[Proposal]]:
+    """A 'fund' pin on the best small public-sector proposal; one proposal made a resubmission."""
+    pins = []
+    public = [
+        p
+        for p in proposals
+        if p.applicant.kind == ApplicantKind.PUBLIC_SECTOR
+        and p.score >= SCORE_THRESHOLD
+        and not _commercial(p)
+        and p.request.machine_options is None
+        and any(_compatible(m, p) for m in machines)
+        and _asked(p)[1] <= PIN_MAX_SHARE * capacity
+    ]
+    if public:
+        chosen = max(public, key=lambda p: (p.score, p.id))
+        pins.append(Pin(proposal=chosen.id, action="fund", reason=PIN_REASON))
+    exclusive = []
+    # The best eligible academic proposal and the median one: the same work, scored by two panels.
+    pinned = {x.proposal for x in pins}
+    academic = sorted(
+        (
+            p
+            for p in proposals
+            if p.applicant.kind == ApplicantKind.ACADEMIC
+            and p.score >= SCORE_THRESHOLD
+            and p.id not in pinned
+        ),
+        key=lambda p: (-p.score, p.id),
+    )
+    if len(academic) >= 3:
+        first, second = academic[0], academic[len(academic) // 2]
+        copy = second.model_copy(update={"title": first.title, "applicant": first.applicant})
+        proposals = [copy if p.id == second.id else p for p in proposals]
+        exclusive.append(
+            ExclusiveGroup(id="resubmission-1", proposals=[first.id, second.id], reason=DUPLICATE_REASON)
+        )
+    return pins, exclusive, proposals
+
+
 # -- feasibility ---------------------------------------------------------------
 
 
-def _feasible_groups(machines: list[Machine], proposals: list[Proposal]) -> list[ShareGroup]:
+def _feasible_groups(
+    machines: list[Machine], proposals: list[Proposal], *, soft_startups: bool = False
+) -> list[ShareGroup]:
     """The share groups, each minimum lowered if needed to what a rule-abiding allocation reaches.
 
     A greedy allocation (start-ups first, up to their maximum, then science on
@@ -388,8 +523,17 @@ def _feasible_groups(machines: list[Machine], proposals: list[Proposal]) -> list
         min_share = g.min_share
         if reached[g.id] < Fraction(str(min_share)) * total:
             min_share = math.floor(reached[g.id] / total * 100) / 100
+        soft = soft_startups and g.id == "startups"
         groups.append(
-            ShareGroup(id=g.id, name=g.name, kinds=list(g.kinds), min_share=min_share, max_share=g.max_share)
+            ShareGroup(
+                id=g.id,
+                name=g.name,
+                kinds=list(g.kinds),
+                min_share=min_share,
+                max_share=g.max_share,
+                soft=soft,
+                penalty=STARTUP_PENALTY if soft else None,
+            )
         )
     return groups
 
@@ -419,7 +563,16 @@ def _witness(machines: list[Machine], proposals: list[Proposal]) -> dict[str, Fr
     for g in sorted(GROUPS, key=lambda g: g.max_share):  # the capped group first
         room = Fraction(str(g.max_share)) * total
         got = Fraction(0)
-        members = [p for p in proposals if p.applicant.kind in g.kinds and p.score >= SCORE_THRESHOLD]
+        # Only plain requests count towards the witness: leaving the others out can only lower it.
+        members = [
+            p
+            for p in proposals
+            if p.applicant.kind in g.kinds
+            and p.score >= SCORE_THRESHOLD
+            and p.request.machine_options is None
+            and not p.efficiency
+            and p.max_machines == 1
+        ]
         for p in sorted(members, key=lambda p: (-_asked(p)[0], p.id)):
             best: tuple[Fraction, str, int] | None = None
             for m in machines:

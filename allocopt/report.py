@@ -19,7 +19,7 @@ from rich.console import Console, Group
 from rich.markup import escape
 from rich.table import Table
 
-from allocopt.solution import Decision, Solution
+from allocopt.solution import Decision, GroupMetrics, Solution
 
 FORMATS = ("table", "markdown", "csv", "json")
 
@@ -144,7 +144,7 @@ def summary_tables(solution: Solution) -> Group:
             escape(g.name),
             f"{g.reference_gpu_hours:,.0f}",
             f"{g.share:.1%}",
-            f"{g.min_share:.0%}-{g.max_share:.0%}",
+            _bounds(g),
             str(g.proposals_funded),
         )
 
@@ -183,6 +183,15 @@ def proposals_table(solution: Solution) -> Table:
     return table
 
 
+def _bounds(g: GroupMetrics) -> str:
+    soft = (
+        f" soft (off by {g.shortfall_reference_gpu_hours + g.excess_reference_gpu_hours:,} h)"
+        if g.soft
+        else ""
+    )
+    return f"{g.min_share:.0%}-{g.max_share:.0%}{soft}"
+
+
 def _with_pin(row: dict[str, Any]) -> str:
     """The reasons, with the committee's pin (and its reason) first."""
     pin = f"pinned ({row['pin']})" if row["pin"] else ""
@@ -212,7 +221,7 @@ def markdown(solution: Solution) -> str:
                 g.name,
                 f"{g.reference_gpu_hours:,.0f}",
                 f"{g.share:.1%}",
-                f"{g.min_share:.0%}-{g.max_share:.0%}",
+                _bounds(g),
                 str(g.proposals_funded),
             )
             for g in solution.metrics.groups

@@ -262,7 +262,7 @@ def check_supported(terms: Terms) -> None:
 
 def run_one(proposals: int, machines: int, seed: int, work_limit: float, workers: int) -> Row:
     """Generate, solve, verify and compare one round (runs in its own process)."""
-    rnd = generate_round(proposals, machines, seed)
+    rnd = generate_round(proposals, machines, seed, policy_language=False)
     terms = derive(rnd)
     check_supported(terms)
     rank = greedy_by_rank(terms)

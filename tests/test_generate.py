@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -25,8 +24,8 @@ FLEET_IDS = [p.id for p in FLEET]
 
 
 def oversubscription(rnd: Round) -> float:
-    capacity = sum(m.gpu_hours * Fraction(str(m.exchange_rate)) for m in rnd.machines)
-    return float(sum(p.request.reference_gpu_hours for p in rnd.proposals) / capacity)
+    terms = derive(rnd)
+    return float(sum(a.requested_ref for a in terms.assessments.values()) / terms.total_ref)
 
 
 def test_same_seed_gives_the_same_round() -> None:
@@ -86,7 +85,24 @@ def test_round_has_the_promised_mix() -> None:
     codes = {r.code for a in terms.assessments.values() for r in a.ineligible}
     assert {"below_threshold", "incompatible"} <= codes
     assert any(a.commercial for a in terms.assessments.values())
-    assert all(p.request.minimum_reference_gpu_hours <= p.request.reference_gpu_hours for p in rnd.proposals)
+    totals = [p.request for p in rnd.proposals if p.request.machine_options is None]
+    assert all((r.minimum_reference_gpu_hours or 0) <= (r.reference_gpu_hours or 0) for r in totals)
+
+
+def test_default_round_speaks_the_whole_policy_language() -> None:
+    """The default generator uses options, efficiencies, splits, a soft share, a pin and a duplicate."""
+    rnd = generate_round(250, 6, 2026)
+    assert any(p.request.machine_options for p in rnd.proposals)
+    assert any(p.efficiency for p in rnd.proposals)
+    assert any(p.max_machines > 1 for p in rnd.proposals)
+    assert any(g.soft for g in rnd.policy.share_groups)
+    assert [pin.action for pin in rnd.policy.pins] == ["fund"]
+    (pair,) = rnd.policy.exclusive
+    first, second = (rnd.proposal(pid) for pid in pair.proposals)
+    assert first.title == second.title and first.applicant == second.applicant
+    core = generate_round(250, 6, 2026, policy_language=False)
+    assert not core.policy.pins and not core.policy.exclusive
+    assert not any(p.request.machine_options or p.efficiency or p.max_machines > 1 for p in core.proposals)
 
 
 @settings(max_examples=25, deadline=None)
@@ -98,6 +114,7 @@ def test_round_has_the_promised_mix() -> None:
 def test_share_minimums_never_rule_the_round_out(proposals: int, machines: int, seed: int) -> None:
     rnd = generate_round(proposals, machines, seed)
     assert not [d for d in diagnostics(derive(rnd)) if d.level == "error"]
+    solve(rnd, SolveOptions(work_limit=5))  # raises InfeasibleError if the rules cannot hold
     groups = {g.id: g for g in rnd.policy.share_groups}
     assert groups["science"].min_share <= 0.5
     assert groups["startups"].min_share <= 0.1
