@@ -170,8 +170,10 @@ class AllocationModel:
                 continue
             self.model.add(self.y[a.proposal.id] == 1)
             if pin.machine is not None:
+                # The whole award on the pinned machine (a split proposal too).
                 key = (a.proposal.id, pin.machine)
-                self.model.add(self.x[key] == 1)
+                for o in a.options:
+                    self.model.add(self.x[o.key] == int(o.key == key))
                 if pin.gpu_hours is not None:
                     unit = self.terms.round.machine(pin.machine).award_unit
                     self.model.add(self.u[key] == pin.gpu_hours // unit)
