@@ -13,7 +13,7 @@ from fractions import Fraction
 
 from allocopt.model import AllocationModel
 from allocopt.options import SolveOptions
-from allocopt.terms import STACK_NAMES, Terms
+from allocopt.terms import STACK_NAMES, Assessment, Terms
 
 
 @dataclass(frozen=True)
@@ -128,13 +128,19 @@ def _group_ceiling(terms: Terms, group_id: str) -> Fraction:
     compatible machines' capacity."""
     rnd = terms.round
     members = [a for a in terms.assessments.values() if a.eligible and a.group_id == group_id]
-    demand = sum((max(o.max_units * o.ref_per_unit for o in a.options) for a in members), Fraction(0))
+    demand = sum((_most_ref(a) for a in members), Fraction(0))
     machines = {o.machine_id for a in members for o in a.options}
     capacity = sum(
         (rnd.machine(m).gpu_hours * Fraction(str(rnd.machine(m).exchange_rate)) for m in machines),
         Fraction(0),
     )
     return min(demand, capacity)
+
+
+def _most_ref(a: Assessment) -> Fraction:
+    """An upper bound on the reference hours one proposal can take (several machines if split)."""
+    most = sorted((o.max_units * o.ref_per_unit for o in a.options), reverse=True)
+    return sum(most[: a.proposal.max_machines], Fraction(0))
 
 
 def _pct(x: Fraction | int, total: Fraction) -> str:

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from allocopt.errors import InputError, Problem
 from allocopt.round import Loc, Round, cross_check, json_path
+from allocopt.terms import derive
 
 # Hints appended to pydantic's own messages, by error type.
 _HINTS = {
@@ -98,6 +99,9 @@ def validate_round(data: dict[str, Any], shown: str, origins: list[tuple[str, Lo
     cross = cross_check(rnd)
     if cross:
         raise InputError([_locate(shown, origins, loc, msg) for loc, msg in cross])
+    pins = derive(rnd).problems
+    if pins:
+        raise InputError([_locate(shown, origins, loc, msg) for loc, msg in pins])
     return rnd.canonical()
 
 

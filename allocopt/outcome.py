@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from dataclasses import replace
 from fractions import Fraction
 
 from allocopt.solution import (
@@ -24,7 +25,7 @@ from allocopt.solution import (
     ProposalResult,
     ReasonOut,
 )
-from allocopt.terms import Assessment, Option, Terms
+from allocopt.terms import Assessment, Option, Terms, split_reachable
 
 Units = dict[tuple[str, str], int]
 
@@ -61,6 +62,17 @@ class Ledger:
 
     def commercial_left(self, machine_id: str) -> int:
         return self.terms.commercial_cap_hours[machine_id] - self.commercial_used[machine_id]
+
+    def room(self, a: Assessment, o: Option, limits: tuple[str, ...]) -> int:
+        """Units option o could still take under the named limits (machine, commercial, share)."""
+        units = min(o.max_units, self.machine_left(o.machine_id) // o.unit_hours)
+        if "commercial" in limits and a.commercial:
+            units = min(units, self.commercial_left(o.machine_id) // o.unit_hours)
+        if "share" in limits and a.group_id is not None and self.terms.share_basis == "capacity":
+            g = self.terms.groups[a.group_id]
+            if g.max_share < 1 and not g.soft:
+                units = min(units, math.floor((g.max_ref - self.group_ref[g.group_id]) / o.ref_per_unit))
+        return max(0, units)
 
     def fraction(self, a: Assessment) -> Fraction:
         """The proposal's awarded fraction of its request."""
@@ -197,6 +209,8 @@ def _result(
 def _why_not_funded(
     ledger: Ledger, a: Assessment, objective: str, optimal: bool, gap: float
 ) -> list[ReasonOut]:
+    if a.split:
+        return _why_split_not_funded(ledger, a, objective, optimal, gap)
     by_code: dict[str, list[str]] = defaultdict(list)
     everywhere: set[str] | None = None
     for o in a.options:
@@ -224,6 +238,47 @@ def _why_not_funded(
     return [ReasonOut(code=c, detail=_join(heads[c], by_code[c])) for c in order]
 
 
+def _why_split_not_funded(
+    ledger: Ledger, a: Assessment, objective: str, optimal: bool, gap: float
+) -> list[ReasonOut]:
+    """A split award needs its minimum from up to k machines together: check the room left."""
+    first = ledger.blockers(a, a.options[0], 0, adding=True)
+    counted = [
+        ReasonOut(code=c, detail=d) for c, d in first if c in ("pinned", "exclusive", "organisation_cap")
+    ]
+    if counted:
+        return counted
+    k = a.proposal.max_machines
+    for code, limits in (("capacity", ("machine",)), ("commercial_cap", ("machine", "commercial"))):
+        rooms = [replace(o, max_units=ledger.room(a, o, limits)) for o in a.options]
+        if not split_reachable([o for o in rooms if o.max_units > 0], k):
+            left = "; ".join(
+                f"{ledger.terms.round.machine(o.machine_id).name} has "
+                + (
+                    f"{ledger.machine_left(o.machine_id):,} GPU-h left"
+                    if code == "capacity"
+                    else f"{ledger.commercial_left(o.machine_id):,} commercial GPU-h left"
+                )
+                for o in a.options
+            )
+            return [
+                ReasonOut(
+                    code=code,
+                    detail=f"on up to {k} machines together, the hours left do not reach the minimum "
+                    f"viable award ({_minimum_words(a)}): {left}",
+                )
+            ]
+    rooms = [replace(o, max_units=ledger.room(a, o, ("machine", "commercial", "share"))) for o in a.options]
+    if a.group_id is not None and not split_reachable([o for o in rooms if o.max_units > 0], k):
+        g = ledger.terms.groups[a.group_id]
+        return [
+            ReasonOut(
+                code="share_max", detail=f"its share group is full: the {g.name} share is at its maximum"
+            )
+        ]
+    return [_unexplained(a, objective, optimal, gap)]
+
+
 def _why_reduced(
     terms: Terms,
     ledger: Ledger,
@@ -235,11 +290,11 @@ def _why_reduced(
 ) -> list[ReasonOut]:
     reasons: list[ReasonOut] = []
     if a.pin is not None and a.pin.action == "fund" and a.pin.gpu_hours is not None:
-        reasons.append(
+        return [
             ReasonOut(
                 code="pinned", detail=f"the award is pinned at {a.pin.gpu_hours:,} GPU-h: {a.pin.reason}"
             )
-        )
+        ]
     fraction = ledger.fraction(a)
     used = {o.key for o, _ in awarded}
     candidates = [o for o in a.options if o.key in used or (a.split and len(used) < a.proposal.max_machines)]

@@ -520,6 +520,14 @@ def cross_check(rnd: Round) -> list[tuple[Loc, str]]:
             where: Loc = ("proposals", i, "request", "machine_options", j, "machine")
             if o.machine not in machine_ids:
                 problems.append((where, f"unknown machine '{o.machine}'; use one of {_listing(machine_ids)}"))
+            elif not _runs_on(p, rnd.machine(o.machine)):
+                problems.append(
+                    (
+                        where,
+                        f"machine '{o.machine}' does not meet the proposal's requirements (stack, CPU "
+                        "architecture or GPU memory); remove the option or fix the requirements",
+                    )
+                )
             if o.machine in seen_machines:
                 problems.append(
                     (where, f"machine '{o.machine}' is listed twice; keep one option per machine")
@@ -562,6 +570,11 @@ def cross_check(rnd: Round) -> list[tuple[Loc, str]]:
                     (("policy", "exclusive", i, "proposals"), f"unknown proposal '{pid}'; check the id")
                 )
     return problems
+
+
+def _runs_on(p: Proposal, m: Machine) -> bool:
+    req = p.requirements
+    return m.stack in req.stacks and m.cpu_arch in req.cpu_archs and m.gpu_memory_gb >= req.min_gpu_memory_gb
 
 
 def _listing(ids: set[str]) -> str:

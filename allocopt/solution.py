@@ -44,7 +44,8 @@ class ReasonOut(Out):
 
     code: str = Field(
         description="below_threshold, publication, incompatible, too_small, cap, pinned, capacity, "
-        "commercial_cap, share_max, share_min, exclusive, organisation_cap, rank, not_reached or zero_merit."
+        "commercial_cap, share_max, share_min, exclusive, organisation_cap, rank, combined_rules, "
+        "not_reached or zero_merit."
     )
     detail: str = Field(description="The reason in words, with its numbers.")
 

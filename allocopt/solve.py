@@ -8,13 +8,13 @@ from collections.abc import Callable
 from importlib.metadata import version
 
 from allocopt.diagnose import diagnostics, share_shortfalls
-from allocopt.errors import AllocoptError, InfeasibleError
+from allocopt.errors import AllocoptError, InfeasibleError, InputError, Problem
 from allocopt.files import sha256_of
 from allocopt.model import AllocationModel, OptionKey, Progress
 from allocopt.options import SolveOptions
 from allocopt.outcome import metrics, proposal_results
 from allocopt.rank import rank_out, walk
-from allocopt.round import Round
+from allocopt.round import Round, json_path
 from allocopt.solution import ObjectiveOut, Provenance, RankOut, Solution, SolverOut, Timing
 from allocopt.terms import Terms, derive
 
@@ -35,7 +35,9 @@ def solve(
     objective = options.objective or rnd.policy.objective
     rnd = rnd.canonical()
     terms = derive(rnd)
-    errors = terms.problems + [d.message for d in diagnostics(terms, objective) if d.level == "error"]
+    if terms.problems:
+        raise InputError([Problem("round", json_path(loc), msg) for loc, msg in terms.problems])
+    errors = [d.message for d in diagnostics(terms, objective) if d.level == "error"]
     if errors:
         raise InfeasibleError(_listed(errors))
 

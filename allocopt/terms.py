@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from allocopt.round import Machine, Pin, Proposal, Round
+from allocopt.round import Loc, Machine, Pin, Proposal, Round
 
 # Integer scale of one objective point: 'fraction' counts 1e-8 of a fully
 # funded top-score proposal, 'hours' counts 1e-3 of a reference GPU-hour.
@@ -126,7 +126,7 @@ class Terms:
     groups: dict[str, GroupBound]
     assessments: dict[str, Assessment]
     order: list[str]  # every proposal id in ranking order (see rank_key)
-    problems: list[str]  # pins that cannot be honoured as stated
+    problems: list[tuple[Loc, str]]  # pins that cannot be honoured as stated, with their location
     options: list[Option] = field(default_factory=list)
 
     @property
@@ -164,7 +164,11 @@ def derive(rnd: Round) -> Terms:
         groups=groups,
         assessments=assessments,
         order=order,
-        problems=[msg for a in assessments.values() for msg in _pin_problems(rnd, a)],
+        problems=[
+            (("policy", "pins", i), msg)
+            for i, pin in enumerate(rnd.policy.pins)
+            for msg in _pin_problems(rnd, assessments[pin.proposal])
+        ],
         options=[o for a in assessments.values() for o in a.options],
     )
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 import allocopt.verify as verify_module
 from allocopt import Round, Solution, SolveOptions, read_round, solve
@@ -450,14 +451,15 @@ def test_split_lists_a_machine_twice() -> None:
 
 def options_round(**extra: Any) -> Round:
     """O lists m1 (2,000 GPU-h, minimum 1,000, preference 1) and m2 (3,000, minimum 2,000,
-    preference 0.5); m3 is compatible but not listed; 'amd' runs ROCm, which O cannot use."""
+    preference 0.5); m3 is compatible but not listed; 'amd' runs ROCm, which O cannot use
+    (and so cannot list: that is bad input)."""
     machines = [
         machine("m1", gpu_hours=4000),
         machine("m2", gpu_hours=4000),
         machine("m3", gpu_hours=4000),
         machine("amd", stack="rocm", gpu_hours=4000),
     ]
-    options = [option("m1", 2000, 1000), option("m2", 3000, 2000, 0.5), option("amd", 3000, 1000)]
+    options = [option("m1", 2000, 1000), option("m2", 3000, 2000, 0.5)]
     return make_round2(
         machines=machines, proposals=[proposal2("O", options=options), proposal2("Q")], **extra
     )
@@ -497,21 +499,18 @@ def test_award_on_a_machine_not_listed() -> None:
 
 
 def test_option_on_an_incompatible_machine_is_never_allowed() -> None:
-    """O's option on the ROCm machine does not make it usable: an award there is incompatible,
-    and a proposal whose only option is incompatible is not eligible."""
+    """An award on the ROCm machine is incompatible for O's CUDA code; listing it as an option
+    is bad input, caught when the round is read."""
     rnd = options_round()
     sol = hand_solution(rnd, {"O": {"m1": 2000}})
     alloc = Allocation(machine="amd", gpu_hours=1000, reference_gpu_hours=1000.0)
     tampered = with_result(sol, "O", allocations=[alloc])
     assert "incompatible" in codes_of(rnd, tampered)
-    only_amd = make_round2(
-        machines=[machine("m1"), machine("amd", stack="rocm")],
-        proposals=[proposal2("O", options=[option("amd", 3000, 1000)])],
-    )
-    sol = hand_solution(only_amd, {})
-    assert sol.result("O").decision == Decision.NOT_ELIGIBLE
-    assert verify(only_amd, sol) == []
-    assert codes_of(only_amd, with_result(sol, "O", decision=Decision.NOT_FUNDED)) == {"decision", "metrics"}
+    with pytest.raises(ValidationError, match="does not meet the proposal's requirements"):
+        make_round2(
+            machines=[machine("m1"), machine("amd", stack="rocm")],
+            proposals=[proposal2("O", options=[option("amd", 3000, 1000)])],
+        )
 
 
 def efficiency_round(value: str = "fraction") -> Round:
