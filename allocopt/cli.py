@@ -20,13 +20,15 @@ from allocopt.compare import differences_apart_from_timing
 from allocopt.diagnose import diagnostics
 from allocopt.errors import AllocoptError, InfeasibleError, InputError, Problem
 from allocopt.files import read_json, read_round, validate_round, write_atomic
+from allocopt.generate import generate_round, write_round
 from allocopt.model import Progress
 from allocopt.options import SolveOptions
 from allocopt.report import FORMATS, render, render_summary
-from allocopt.round import Round, json_path
+from allocopt.round import Proposal, Round, json_path
 from allocopt.solution import Solution
 from allocopt.solve import solve as solve_round
 from allocopt.terms import derive
+from allocopt.verify import verify as verify_solution
 
 EXIT_OK, EXIT_FAIL, EXIT_INPUT, EXIT_BUG = 0, 1, 2, 3
 
@@ -175,6 +177,13 @@ def solve(
     finally:
         if status is not None:
             status.stop()
+    # Nothing is written that the independent check does not accept.
+    violations = verify_solution(rnd, solution)
+    if violations:
+        for v in violations:
+            warn(f"internal error: the solution fails the independent check: {v}")
+        warn("nothing was written; please report this with the round file")
+        raise Failed(EXIT_BUG)
     write_atomic(output, solution_json(solution))
     if not quiet:
         click.echo(render_summary(solution, width=screen_width()), nl=False)
@@ -191,8 +200,6 @@ def solve(
 @click.argument("solution_file", metavar="SOLUTION", type=click.Path(path_type=Path))
 def verify(round_file: Path, solution_file: Path) -> None:
     """Recheck every rule and the objective of SOLUTION against ROUND, independently of the solver."""
-    from allocopt.verify import verify as verify_solution
-
     rnd = read_round(round_file)
     solution = read_solution(solution_file)
     violations = verify_solution(rnd, solution)
@@ -234,8 +241,6 @@ def report(solution_file: Path, fmt: str, output: Path | None) -> None:
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Round file to write.")
 def generate(proposals: int, machines: int, seed: int, output: Path) -> None:
     """Write a synthetic round on the real EuroHPC fleet (assumptions: see the README)."""
-    from allocopt.generate import generate_round, write_round
-
     rnd = generate_round(proposals, machines, seed)
     write_round(rnd, output)
     say(f"Wrote {output}: {len(rnd.proposals)} proposals on {len(rnd.machines)} machines")
@@ -277,8 +282,6 @@ def reproduce(solution_file: Path) -> None:
 @click.argument("what", type=click.Choice(["round", "proposal", "solution"]))
 def schema(what: str) -> None:
     """Print the JSON Schema of a round, proposal or solution file."""
-    from allocopt.round import Proposal
-
     model: Any = {"round": Round, "proposal": Proposal, "solution": Solution}[what]
     click.echo(json.dumps(model.model_json_schema(), indent=2))
 

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner, Result
 
 from allocopt.cli import cli
@@ -190,3 +191,20 @@ def test_ctrl_c_writes_the_best_solution_so_far(tmp_path: Path) -> None:
     assert data["solver"]["stop_reason"] == "interrupted"
     assert data["solver"]["status"] == "feasible"
     assert run("verify", str(rnd), str(out)).exit_code == 0
+
+
+def test_solve_writes_nothing_the_independent_check_rejects(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If verify ever rejected a solution, solve would exit 3 and write no file."""
+    from allocopt import cli as cli_module
+    from allocopt.verify import Violation
+
+    monkeypatch.setattr(
+        cli_module, "verify_solution", lambda rnd, sol: [Violation("capacity", "lumi-g", "too much")]
+    )
+    out = tmp_path / "s.json"
+    result = run("solve", TINY, "-o", str(out))
+    assert result.exit_code == 3
+    assert "fails the independent check" in result.output
+    assert not out.exists()
