@@ -68,7 +68,10 @@ class ApplicantKind(StrEnum):
 class Machine(Strict):
     """One accelerator partition and the hours it gives to this round."""
 
-    id: Id
+    id: Id = Field(
+        description="Machine id, unique in the round: letters, digits, '.', '_' or '-', "
+        "starting with a letter or digit."
+    )
     name: str = Field(min_length=1, description="Display name, e.g. 'LUMI-G'.")
     site: str = Field(min_length=1, description="Hosting site, e.g. 'CSC, Kajaani (FI)'.")
     accelerator: str = Field(min_length=1, description="Accelerator model, e.g. 'AMD MI250X (one GCD)'.")
@@ -229,13 +232,23 @@ class Request(Strict):
 class Proposal(Strict):
     """One peer-reviewed proposal."""
 
-    id: Id
+    id: Id = Field(
+        description="Proposal id, unique in the round: letters, digits, '.', '_' or '-', "
+        "starting with a letter or digit."
+    )
     title: str = Field(description="Proposal title (untrusted text: shown escaped).")
-    applicant: Applicant
+    applicant: Applicant = Field(description="Who applies: organisation name, kind and country.")
     score: float = Field(description="Peer-review score on the round's score scale.")
-    publication: Publication
-    requirements: Requirements
-    request: Request
+    publication: Publication = Field(
+        description="What the applicant commits to publish; decides free (non-commercial) access."
+    )
+    requirements: Requirements = Field(
+        description="Software stacks, CPU architectures and GPU memory (GB) the code needs from a machine."
+    )
+    request: Request = Field(
+        description="Hours asked for: a total and minimum in reference GPU-hours, or per-machine options "
+        "in each machine's GPU-hours."
+    )
     efficiency: dict[Stack, Annotated[float, Field(gt=0, le=1)]] = Field(
         default_factory=dict,
         description="Per software stack, the fraction of reference speed the code reaches there "
@@ -272,7 +285,10 @@ class ScoreScale(Strict):
 class ShareGroup(Strict):
     """A constituency with a share of the round (e.g. scientists, start-ups)."""
 
-    id: Id
+    id: Id = Field(
+        description="Share group id, unique in the policy: letters, digits, '.', '_' or '-', "
+        "starting with a letter or digit."
+    )
     name: str = Field(min_length=1, description="Display name, e.g. 'Start-ups'.")
     kinds: list[ApplicantKind] = Field(min_length=1, description="Applicant kinds that belong to this group.")
     min_share: Fraction01 = Field(
@@ -366,7 +382,10 @@ class Pin(Strict):
 class ExclusiveGroup(Strict):
     """Proposals of which at most one may be funded (e.g. the same work submitted twice)."""
 
-    id: Id
+    id: Id = Field(
+        description="Exclusive group id, unique in the policy: letters, digits, '.', '_' or '-', "
+        "starting with a letter or digit."
+    )
     proposals: list[Id] = Field(min_length=2, description="Proposal ids; at most one is funded.")
     reason: str = Field(default="", description="Why they exclude each other; shown in reports.")
 
@@ -383,14 +402,21 @@ class Policy(Strict):
     share_groups: list[ShareGroup] = Field(
         default_factory=list, description="Share groups with their bounds."
     )
-    free_access: FreeAccess = Field(default_factory=FreeAccess)
+    free_access: FreeAccess = Field(
+        default_factory=FreeAccess,
+        description="Which publication commitments qualify for free (non-commercial) access; by default "
+        "'open' and embargoes of up to 12 months.",
+    )
     commercial: Literal["exclude", "within_cap"] = Field(
         default="within_cap",
         description="Proposals whose commitment does not qualify for free access are commercial: "
         "'exclude' makes them ineligible, 'within_cap' funds them within each machine's "
         "commercial cap.",
     )
-    merit: MeritPolicy = Field(default_factory=MeritPolicy)
+    merit: MeritPolicy = Field(
+        default_factory=MeritPolicy,
+        description="How scores become merit weights (exponent) and what an award is worth (value).",
+    )
     objective: Literal["merit", "rank"] = Field(
         default="merit",
         description="'merit': maximise merit-weighted value; 'rank': fund strictly down the ranking.",
@@ -415,12 +441,27 @@ class Round(Strict):
     format: Literal["allocopt-round/1"] = Field(
         default=FORMAT, description="File format tag: 'allocopt-round/1'."
     )
-    id: Id
+    id: Id = Field(
+        description="Round id (letters, digits, '.', '_' or '-', starting with a letter or digit)."
+    )
     name: str = Field(min_length=1, description="Display name of the round.")
-    score_scale: ScoreScale = Field(default_factory=ScoreScale)
-    machines: list[Machine] = Field(min_length=1)
-    policy: Policy
-    proposals: list[Proposal]
+    score_scale: ScoreScale = Field(
+        default_factory=ScoreScale,
+        description="The scale reviewers score on, higher is better (default 0 to 5).",
+    )
+    machines: list[Machine] = Field(
+        min_length=1,
+        description="The machines whose GPU-hours this round shares out, each in its own GPU-hours; "
+        "at least one.",
+    )
+    policy: Policy = Field(
+        description="The committee's rules: score threshold, share groups, free access and commercial "
+        "use, merit, objective, pins, exclusive groups and the organisation cap."
+    )
+    proposals: list[Proposal] = Field(
+        description="The proposals. In a round file an entry may also be a file name, relative to the "
+        "round file, holding one proposal or a list of them."
+    )
 
     @model_validator(mode="after")
     def _cross_references(self, info: ValidationInfo) -> Round:

@@ -35,7 +35,9 @@ class Allocation(Out):
     """Hours awarded on one machine."""
 
     machine: str = Field(description="Machine id.")
-    gpu_hours: int = Field(ge=0, description="GPU-hours of this machine.")
+    gpu_hours: int = Field(
+        ge=0, description="The award on this machine, in its GPU-hours (whole award units)."
+    )
     reference_gpu_hours: float = Field(ge=0, description="The same award in reference GPU-hours.")
 
 
@@ -53,24 +55,42 @@ class ReasonOut(Out):
 class PinOut(Out):
     """A pin as it applied to one proposal."""
 
-    action: Literal["fund", "exclude"]
-    reason: str
+    action: Literal["fund", "exclude"] = Field(
+        description="'fund': the committee requires it funded; 'exclude': the committee rules it out."
+    )
+    reason: str = Field(description="The committee's written reason for the pin.")
 
 
 class ProposalResult(Out):
     """The decision on one proposal."""
 
-    id: str
-    decision: Decision
+    id: str = Field(description="Proposal id.")
+    decision: Decision = Field(
+        description="'funded' (the full request, in whole award units), 'reduced' (at least the minimum, "
+        "less than the request), 'not_funded' (eligible, no award) or 'not_eligible'."
+    )
     allocations: list[Allocation] = Field(description="Empty unless funded or reduced.")
     reference_gpu_hours: float = Field(description="Total award in reference GPU-hours.")
-    requested_reference_gpu_hours: int
-    fraction_of_request: float = Field(description="Awarded / requested reference GPU-hours.")
-    score: float
-    merit_weight: float = Field(description="((score - min) / (max - min)) ** exponent.")
-    objective_contribution: int = Field(description="This award's part of the scaled objective.")
-    group: str | None = Field(description="Share group id, or null.")
-    rank_position: int = Field(description="Place in the ranking order (1 = best), see the rank objective.")
+    requested_reference_gpu_hours: int = Field(
+        description="The request in reference GPU-hours, rounded up; with machine options, the "
+        "first-choice option's GPU-hours times its machine's exchange rate."
+    )
+    fraction_of_request: float = Field(
+        description="Awarded / requested reference GPU-hours, a fraction 0-1 (summed over machines for a "
+        "split award)."
+    )
+    score: float = Field(description="Peer-review score on the round's score scale.")
+    merit_weight: float = Field(
+        description="((score - min) / (max - min)) ** exponent, from 0 (scale minimum) to 1 (maximum)."
+    )
+    objective_contribution: int = Field(
+        description="This award's part of the scaled objective, in scaled merit points (coef x units)."
+    )
+    group: str | None = Field(description="Share group id, or null when its applicant kind is in no group.")
+    rank_position: int = Field(
+        description="Place among all proposals of the round in the ranking order (1 = best): committee "
+        "rank, then score, then id."
+    )
     pin: PinOut | None = Field(default=None, description="The committee's pin on this proposal, if any.")
     commercial: bool = Field(description="True when the commitment does not qualify for free access.")
     reasons: list[ReasonOut] = Field(
@@ -79,70 +99,115 @@ class ProposalResult(Out):
 
 
 class GroupMetrics(Out):
-    id: str
-    name: str
+    """What one share group received."""
+
+    id: str = Field(description="Share group id.")
+    name: str = Field(description="Display name of the share group.")
     reference_gpu_hours: float = Field(description="Reference GPU-hours awarded to the group.")
-    share: float = Field(description="Fraction of the share basis (capacity or awarded hours).")
-    min_share: float
-    max_share: float
-    soft: bool
+    share: float = Field(
+        description="Fraction 0-1 of the share basis (the round's capacity or the awarded reference "
+        "GPU-hours) that the group received."
+    )
+    min_share: float = Field(description="The group's minimum share, a fraction 0-1 of the share basis.")
+    max_share: float = Field(description="The group's maximum share, a fraction 0-1 of the share basis.")
+    soft: bool = Field(description="True when the group's bounds are soft: crossing them costs a penalty.")
     shortfall_reference_gpu_hours: int = Field(
         description="Whole reference GPU-hours below the minimum (soft groups only; 0 otherwise)."
     )
     excess_reference_gpu_hours: int = Field(
         description="Whole reference GPU-hours above the maximum (soft groups only; 0 otherwise)."
     )
-    proposals_funded: int
+    proposals_funded: int = Field(
+        description="Number of the group's proposals with an award (funded or reduced)."
+    )
 
 
 class MachineMetrics(Out):
-    id: str
-    name: str
-    gpu_hours: int = Field(description="GPU-hours available to the round.")
-    awarded_gpu_hours: int
-    idle_gpu_hours: int
-    utilisation: float = Field(description="Awarded / available.")
-    commercial_gpu_hours: int
-    commercial_cap_gpu_hours: int
-    proposals_funded: int
+    """How one machine's hours were used."""
+
+    id: str = Field(description="Machine id.")
+    name: str = Field(description="Display name of the machine.")
+    gpu_hours: int = Field(description="GPU-hours of this machine available to the round.")
+    awarded_gpu_hours: int = Field(description="GPU-hours of this machine awarded, in total.")
+    idle_gpu_hours: int = Field(description="GPU-hours of this machine left unawarded: available - awarded.")
+    utilisation: float = Field(
+        description="Awarded / available GPU-hours, a fraction 0-1 (0 when the machine gives no hours)."
+    )
+    commercial_gpu_hours: int = Field(
+        description="GPU-hours of this machine awarded to commercial proposals."
+    )
+    commercial_cap_gpu_hours: int = Field(
+        description="Most GPU-hours of this machine commercial proposals may get: commercial_cap x "
+        "available, rounded down."
+    )
+    proposals_funded: int = Field(description="Number of proposals with an award on this machine.")
 
 
 class Metrics(Out):
-    share_basis: Literal["capacity", "awarded"]
-    capacity_reference_gpu_hours: float
-    requested_reference_gpu_hours: int
-    awarded_reference_gpu_hours: float
+    """Round-level figures, recomputed from the decisions."""
+
+    share_basis: Literal["capacity", "awarded"] = Field(
+        description="What shares are fractions of: the round's capacity ('capacity') or the reference "
+        "GPU-hours awarded ('awarded')."
+    )
+    capacity_reference_gpu_hours: float = Field(
+        description="The round's capacity in reference GPU-hours: every machine's GPU-hours times its "
+        "exchange rate."
+    )
+    requested_reference_gpu_hours: int = Field(
+        description="Sum of every proposal's request, in reference GPU-hours (each rounded up)."
+    )
+    awarded_reference_gpu_hours: float = Field(description="Reference GPU-hours awarded, in total.")
     decisions: dict[str, int] = Field(description="Number of proposals per decision.")
-    groups: list[GroupMetrics]
-    machines: list[MachineMetrics]
+    groups: list[GroupMetrics] = Field(description="Figures per share group.")
+    machines: list[MachineMetrics] = Field(description="Figures per machine.")
 
 
 class ObjectiveOut(Out):
-    kind: Literal["merit", "rank"]
-    value_basis: Literal["fraction", "hours"]
-    scale: int = Field(description="Scaled objective points per unit of value.")
-    merit_scaled: int = Field(description="Sum of every award unit's scaled merit (coef x units).")
-    penalty_scaled: int = Field(description="Scaled penalties for soft share deviations.")
+    """The objective's value, its proven bound and the gap between them."""
+
+    kind: Literal["merit", "rank"] = Field(
+        description="The objective solved: 'merit' (maximise merit) or 'rank' (fund down the ranking)."
+    )
+    value_basis: Literal["fraction", "hours"] = Field(
+        description="What an award is worth (policy merit value): 'fraction' of its request covered, "
+        "or 'hours': its reference GPU-hours."
+    )
+    scale: int = Field(
+        description="Scaled objective points per merit point (10^8 for 'fraction', 10^3 for 'hours')."
+    )
+    merit_scaled: int = Field(
+        description="Sum of every award unit's scaled merit (coef x units), in scaled merit points."
+    )
+    penalty_scaled: int = Field(
+        description="Scaled penalties for soft share deviations, in scaled merit points."
+    )
     scaled: int = Field(description="merit_scaled - penalty_scaled: what 'merit' maximises (integer).")
-    value: float = Field(description="scaled / scale.")
+    value: float = Field(description="The objective in merit points: scaled / scale.")
     best_bound_scaled: int | None = Field(
         description="Proven upper bound on the scaled objective (merit only; null under rank)."
     )
     gap: float | None = Field(
-        description="(bound - objective) / max(1, bound); 0 when proven optimal (merit only)."
+        description="(bound - objective) / max(1, bound), a fraction; 0 when proven optimal (merit only)."
     )
 
 
 class RankStep(Out):
     """One step of the rank objective's walk down the ranking."""
 
-    position: int = Field(description="Place in the ranking order (1 = best).")
-    proposal: str
+    position: int = Field(
+        description="The proposal's place among all proposals in the ranking order (1 = best)."
+    )
+    proposal: str = Field(description="Proposal id.")
     phase: Literal["fund", "raise"] = Field(
         description="'fund': is it funded at its minimum? 'raise': how far towards its request?"
     )
-    outcome: Literal["funded", "not_funded", "raised"]
-    fraction_of_request: float = Field(description="The proposal's fraction of its request after the step.")
+    outcome: Literal["funded", "not_funded", "raised"] = Field(
+        description="A 'fund' step's answer ('funded' or 'not_funded'); a 'raise' step is 'raised'."
+    )
+    fraction_of_request: float = Field(
+        description="The proposal's final fraction of its request, 0-1 (0 when not funded)."
+    )
     settled_by: Literal["pin", "witness", "solver"] = Field(
         description="A pin, an allocation already found, or a CP-SAT check."
     )
@@ -153,48 +218,77 @@ class RankOut(Out):
     """The record of a rank solve: the order and every step."""
 
     order: list[str] = Field(description="Eligible proposal ids, best first.")
-    steps: list[RankStep]
-    all_proven: bool
+    steps: list[RankStep] = Field(
+        description="The rank walk's steps in order: a 'fund' step per eligible proposal, best first, "
+        "then a 'raise' step per funded proposal."
+    )
+    all_proven: bool = Field(
+        description="True when every step was proven (no check ran out of its work limit)."
+    )
 
 
 class SolverOut(Out):
+    """How the solve ended."""
+
     status: Literal["optimal", "feasible"] = Field(
         description="Merit: proven optimal or not. Rank: optimal when every step was proven."
     )
-    stop_reason: Literal["finished", "work_limit", "time_limit", "interrupted"]
-    deterministic_seconds: float = Field(description="CP-SAT's deterministic work measure.")
-    options_considered: int = Field(description="(proposal, machine) pairs in the model.")
+    stop_reason: Literal["finished", "work_limit", "time_limit", "interrupted"] = Field(
+        description="Why the solve stopped: 'finished', 'work_limit' (deterministic work limit), "
+        "'time_limit' (wall-clock safety cap) or 'interrupted' (Ctrl-C)."
+    )
+    deterministic_seconds: float = Field(
+        description="Work done, in CP-SAT deterministic seconds (a machine-independent measure, not "
+        "wall-clock)."
+    )
+    options_considered: int = Field(description="Number of (proposal, machine) pairs in the model.")
 
 
 class Timing(Out):
     """Wall-clock figures: the only part of a solution that differs between runs."""
 
-    solve_seconds: float
-    total_seconds: float
+    solve_seconds: float = Field(
+        description="Wall-clock seconds in CP-SAT (under rank, every check of the walk together)."
+    )
+    total_seconds: float = Field(description="Wall-clock seconds for the whole solve, round to solution.")
 
 
 class Provenance(Out):
+    """What was solved, with which software and options: enough to re-run it."""
+
     input_sha256: str = Field(description="sha256 of the canonical round embedded below.")
-    allocopt_version: str
-    ortools_version: str
-    python_version: str
+    allocopt_version: str = Field(description="allocopt version that solved the round.")
+    ortools_version: str = Field(description="OR-Tools (CP-SAT) version used.")
+    python_version: str = Field(description="Python version used.")
     options: dict[str, object] = Field(description="Every solve option, as used.")
-    seed: int
+    seed: int = Field(description="CP-SAT random seed used.")
 
 
 class Solution(Out):
     """Everything `solve` decided, and enough to check and re-run it."""
 
-    format: Literal["allocopt-solution/1"] = FORMAT
-    round_id: str
-    round_name: str
-    objective: ObjectiveOut
+    format: Literal["allocopt-solution/1"] = Field(
+        default=FORMAT, description="File format tag: 'allocopt-solution/1'."
+    )
+    round_id: str = Field(description="Id of the round solved.")
+    round_name: str = Field(description="Display name of the round solved.")
+    objective: ObjectiveOut = Field(
+        description="The objective: kind, scaled value, value in merit points, proven bound and gap."
+    )
     rank: RankOut | None = Field(default=None, description="The rank walk (objective 'rank' only).")
-    proposals: list[ProposalResult]
-    metrics: Metrics
-    solver: SolverOut
-    timing: Timing
-    provenance: Provenance
+    proposals: list[ProposalResult] = Field(description="The decision on every proposal of the round, by id.")
+    metrics: Metrics = Field(
+        description="Round-level figures: reference GPU-hours and share per group, hours per machine, "
+        "counts per decision."
+    )
+    solver: SolverOut = Field(description="The solver's status, why it stopped and the work it did.")
+    timing: Timing = Field(
+        description="Wall-clock seconds: the only part of a solution that differs between identical runs."
+    )
+    provenance: Provenance = Field(
+        description="Input hash, software versions, solve options and seed: what an appeal needs to "
+        "re-run it."
+    )
     input: Round = Field(description="The canonical round that was solved.")
 
     def result(self, proposal_id: str) -> ProposalResult:
