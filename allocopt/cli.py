@@ -122,6 +122,13 @@ def validate(round_file: Path) -> None:
     help="Deterministic work limit (CP-SAT deterministic seconds): reproducible.",
 )
 @click.option(
+    "--gap-limit",
+    type=click.FloatRange(min=0, max=1, max_open=True),
+    default=SolveOptions().gap_limit,
+    show_default=True,
+    help="Stop once proven within this relative gap of the best possible; 0: prove optimality.",
+)
+@click.option(
     "--time-limit",
     type=click.FloatRange(min=0, min_open=True),
     default=None,
@@ -146,6 +153,7 @@ def solve(
     round_file: Path,
     output: Path,
     work_limit: float,
+    gap_limit: float,
     time_limit: float | None,
     workers: int,
     seed: int,
@@ -159,6 +167,7 @@ def solve(
         workers=workers,
         seed=seed,
         work_limit=work_limit,
+        gap_limit=gap_limit,
         time_limit=time_limit,
     )
     status = Status("solving...", console=err) if err.is_terminal and not quiet else None

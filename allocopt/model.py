@@ -46,7 +46,7 @@ class RawResult:
     """What came out of the solver, before it is turned into a ``Solution``."""
 
     status: str  # optimal | feasible | infeasible | unknown
-    stop_reason: str  # finished | work_limit | time_limit | interrupted
+    stop_reason: str  # finished | gap_limit | work_limit | time_limit | interrupted
     units: dict[OptionKey, int] = field(default_factory=dict)
     objective: int | None = None
     bound: int | None = None
@@ -270,6 +270,7 @@ class AllocationModel:
         params.linearization_level = 2
         params.random_seed = options.seed
         params.max_deterministic_time = options.work_limit
+        params.relative_gap_limit = options.gap_limit
         if options.time_limit is not None:
             params.max_time_in_seconds = options.time_limit
         # CP-SAT catches Ctrl-C itself (catch_sigint_signal) and stops with its best solution.
@@ -286,8 +287,9 @@ class AllocationModel:
             if self.model.has_objective():
                 result.objective = round(solver.objective_value)
                 result.bound = math.floor(solver.best_objective_bound + 1e-6)
-                if status == cp_model.OPTIMAL:
-                    result.bound = result.objective
+                if status == cp_model.OPTIMAL and result.bound > result.objective:
+                    # CP-SAT calls a solve stopped by the gap limit optimal; we say what was proven.
+                    result.status, result.stop_reason = "feasible", "gap_limit"
         if status not in (cp_model.OPTIMAL, cp_model.INFEASIBLE):
             if options.time_limit is not None and solver.wall_time >= options.time_limit * 0.99:
                 result.stop_reason = "time_limit"

@@ -28,6 +28,13 @@ class SolveOptions(BaseModel):
         description="Deterministic work limit in CP-SAT deterministic seconds: the same limit "
         "stops at the same point on any machine, so results reproduce.",
     )
+    gap_limit: float = Field(
+        default=1e-5,
+        ge=0,
+        lt=1,
+        description="Stop once the allocation is proven within this relative gap of the best possible "
+        "(1e-5 = 0.001 %); 0 asks for a proof of optimality however long it takes.",
+    )
     time_limit: float | None = Field(
         default=None,
         gt=0,

@@ -30,6 +30,7 @@ class RankWalk:
 def walk(terms: Terms, options: SolveOptions) -> RankWalk | None:
     """Run the rank walk; None when the rules cannot hold even before the walk starts."""
     model = AllocationModel(terms, soft_shares=False)
+    options = options.model_copy(update={"gap_limit": 0.0})  # every step is decided exactly
     record = RankWalk(units={})
 
     def check() -> RawResult:

@@ -68,7 +68,13 @@ def headline(solution: Solution) -> list[tuple[str, str]]:
             f"strict rank; merit of the result {obj.value:,.4f} (value per award: {basis})",
         )
     else:
-        gap = "proven optimal" if solution.solver.status == "optimal" else f"{obj.gap or 0:.4%} (not proven)"
+        if solution.solver.status == "optimal":
+            gap = "proven optimal"
+        elif solution.solver.stop_reason == "gap_limit":
+            limit = float(str(solution.provenance.options.get("gap_limit", 0)))
+            gap = f"{obj.gap or 0:.4%}, proven within the {limit:.4%} gap limit"
+        else:
+            gap = f"{obj.gap or 0:.4%} (stopped by the {solution.solver.stop_reason.replace('_', ' ')})"
         proof = ("Gap to best bound", gap)
         objective = ("Objective (merit)", f"{obj.value:,.4f} (value per award: {basis}){penalty}")
     return [

@@ -233,9 +233,10 @@ class SolverOut(Out):
     status: Literal["optimal", "feasible"] = Field(
         description="Merit: proven optimal or not. Rank: optimal when every step was proven."
     )
-    stop_reason: Literal["finished", "work_limit", "time_limit", "interrupted"] = Field(
-        description="Why the solve stopped: 'finished', 'work_limit' (deterministic work limit), "
-        "'time_limit' (wall-clock safety cap) or 'interrupted' (Ctrl-C)."
+    stop_reason: Literal["finished", "gap_limit", "work_limit", "time_limit", "interrupted"] = Field(
+        description="Why the solve stopped: 'finished', 'gap_limit' (proven within the gap limit), "
+        "'work_limit' (deterministic work limit), 'time_limit' (wall-clock safety cap) or 'interrupted' "
+        "(Ctrl-C)."
     )
     deterministic_seconds: float = Field(
         description="Work done, in CP-SAT deterministic seconds (a machine-independent measure, not "

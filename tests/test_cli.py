@@ -208,3 +208,21 @@ def test_solve_writes_nothing_the_independent_check_rejects(
     assert result.exit_code == 3
     assert "fails the independent check" in result.output
     assert not out.exists()
+
+
+def test_gap_limit_is_reported_honestly(tmp_path: Path) -> None:
+    """A solve stopped by the gap limit says so, with its proven gap; --gap-limit 0 proves optimality."""
+    shipped = str(ROOT / "instances" / "eurohpc-2026.json")
+    quick, exact = tmp_path / "quick.json", tmp_path / "exact.json"
+    assert run("solve", shipped, "-o", str(quick), "-q").exit_code == 0
+    assert run("solve", shipped, "-o", str(exact), "-q", "--gap-limit", "0").exit_code == 0
+    a, b = json.loads(quick.read_text()), json.loads(exact.read_text())
+    assert b["solver"]["status"] == "optimal" and b["objective"]["gap"] == 0
+    if a["solver"]["status"] == "feasible":
+        assert a["solver"]["stop_reason"] == "gap_limit"
+        assert a["objective"]["best_bound_scaled"] > a["objective"]["scaled"]
+    assert a["objective"]["gap"] <= 1e-5
+    assert a["objective"]["scaled"] <= b["objective"]["scaled"] <= a["objective"]["best_bound_scaled"]
+    assert "proven within the 0.0010% gap limit" in run("report", str(quick)).output or (
+        a["solver"]["status"] == "optimal"
+    )
