@@ -16,14 +16,14 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.status import Status
 
-from allocopt.compare import differences_apart_from_timing
+from allocopt.compare import compare, differences_apart_from_timing
 from allocopt.diagnose import diagnostics
 from allocopt.errors import AllocoptError, InfeasibleError, InputError, Problem
 from allocopt.files import read_json, read_round, validate_round, write_atomic
 from allocopt.generate import generate_round, write_round
 from allocopt.model import Progress
 from allocopt.options import SolveOptions
-from allocopt.report import FORMATS, render, render_summary
+from allocopt.report import COMPARE_FORMATS, FORMATS, render, render_comparison, render_summary
 from allocopt.round import Proposal, Round, json_path
 from allocopt.solution import Solution
 from allocopt.solve import solve as solve_round
@@ -253,6 +253,37 @@ def generate(proposals: int, machines: int, seed: int, output: Path) -> None:
     rnd = generate_round(proposals, machines, seed)
     write_round(rnd, output)
     say(f"Wrote {output}: {len(rnd.proposals)} proposals on {len(rnd.machines)} machines")
+
+
+@cli.command(name="compare")
+@click.argument(
+    "solution_files",
+    metavar="SOLUTION_A SOLUTION_B [SOLUTION_C ...]",
+    nargs=-1,
+    required=True,
+    type=click.Path(path_type=Path),
+)
+@click.option("--format", "fmt", type=click.Choice(COMPARE_FORMATS), default="table", show_default=True)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write the comparison to this file instead of the screen.",
+)
+def compare_command(solution_files: tuple[Path, ...], fmt: str, output: Path | None) -> None:
+    """Compare solutions side by side; the first is the baseline the others are diffed against."""
+    if len(solution_files) < 2:
+        raise click.UsageError("give at least two solution files")
+    solutions = [read_solution(path) for path in solution_files]
+    comparison = compare(solutions, [path.name for path in solution_files])
+    for w in comparison.warnings:
+        warn(f"warning: {w}")
+    text = render_comparison(comparison, fmt, width=screen_width() if output is None else 140)
+    if output is not None:
+        write_atomic(output, text)
+    else:
+        click.echo(text, nl=False)
 
 
 @cli.command()

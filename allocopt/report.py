@@ -19,9 +19,11 @@ from rich.console import Console, Group
 from rich.markup import escape
 from rich.table import Table
 
+from allocopt.compare import Comparison
 from allocopt.solution import Decision, GroupMetrics, Solution
 
 FORMATS = ("table", "markdown", "csv", "json")
+COMPARE_FORMATS = ("table", "markdown", "csv", "json")
 
 _DECISION_WORDS = {
     Decision.FUNDED: "funded in full",
@@ -302,3 +304,55 @@ def _safe_cell(value: Any) -> Any:
     if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
         return "'" + value
     return value
+
+
+# -- comparisons ------------------------------------------------------------------
+
+
+def render_comparison(comp: Comparison, fmt: str, *, width: int = 140) -> str:
+    """A comparison of solutions in one of COMPARE_FORMATS."""
+    if fmt == "json":
+        data = {
+            "solutions": comp.names,
+            "warnings": comp.warnings,
+            "figures": [{"label": f.label, "values": list(f.values)} for f in comp.figures],
+            "changes": comp.changes,
+            "inputs": comp.inputs,
+        }
+        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    if fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(["figure", *comp.names])
+        for f in comp.figures:
+            writer.writerow([_safe_cell(f.label), *(_safe_cell(v) for v in f.values)])
+        return buf.getvalue()
+    sections = [
+        (f"Differences from {comp.names[0]}: {name}", comp.inputs[name], comp.changes[name])
+        for name in comp.names[1:]
+    ]
+    if fmt == "markdown":
+        lines = ["# Comparison", ""]
+        lines += [f"> **Warning:** {_md(w)}" for w in comp.warnings]
+        lines += _md_table(("Figure", *comp.names), ((f.label.strip(), *f.values) for f in comp.figures))
+        for title, inputs, changes in sections:
+            lines += ["", f"## {_md(title)}", "", "Inputs and options:", ""]
+            lines += [f"- {_md(x)}" for x in inputs]
+            lines += ["", "Decisions:", ""]
+            lines += [f"  - {_md(x.strip())}" if x.startswith("  ") else f"- {_md(x)}" for x in changes]
+        return "\n".join(lines) + "\n"
+    if fmt == "table":
+        table = Table(title="Side by side", box=box.SIMPLE_HEAD)
+        table.add_column("Figure")
+        for name in comp.names:
+            table.add_column(escape(name), justify="right")
+        for f in comp.figures:
+            table.add_row(escape(f.label), *(escape(v) for v in f.values))
+        parts: list[Any] = [f"warning: {escape(w)}" for w in comp.warnings] + [table]
+        for title, inputs, changes in sections:
+            parts.append(f"\n{escape(title)}\n  Inputs and options:")
+            parts += [f"    - {escape(x)}" for x in inputs]
+            parts.append("  Decisions:")
+            parts += [f"    {'  ' if x.startswith('  ') else '- '}{escape(x.strip())}" for x in changes]
+        return _to_text(*parts, width=width)
+    raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(COMPARE_FORMATS)}")
