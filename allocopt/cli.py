@@ -26,6 +26,7 @@ from allocopt.options import SolveOptions
 from allocopt.report import COMPARE_FORMATS, FORMATS, render, render_comparison, render_summary
 from allocopt.round import Proposal, Round, json_path
 from allocopt.solution import Solution
+from allocopt.solve import Keep
 from allocopt.solve import solve as solve_round
 from allocopt.terms import derive
 from allocopt.verify import verify as verify_solution
@@ -148,6 +149,20 @@ def validate(round_file: Path) -> None:
     default=None,
     help="Override the policy's objective: 'merit' or strict 'rank'.",
 )
+@click.option(
+    "--keep",
+    "keep_file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="A previous solution to stay close to: fewest changed decisions, then fewest moved hours.",
+)
+@click.option(
+    "--keep-tolerance",
+    type=click.FloatRange(min=0, max=1),
+    default=0.0,
+    show_default=True,
+    help="With --keep: merit may fall this fraction below the best found (0.001 = 0.1 %).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 def solve(
     round_file: Path,
@@ -158,10 +173,13 @@ def solve(
     workers: int,
     seed: int,
     objective: str | None,
+    keep_file: Path | None,
+    keep_tolerance: float,
     quiet: bool,
 ) -> None:
     """Solve ROUND under its policy and write the solution file (atomically)."""
     rnd = read_round(round_file)
+    keep = Keep.of(read_solution(keep_file), keep_tolerance) if keep_file is not None else None
     options = SolveOptions(
         objective=objective,
         workers=workers,
@@ -182,7 +200,7 @@ def solve(
     try:
         if status is not None:
             status.start()
-        solution = solve_round(rnd, options, progress)
+        solution = solve_round(rnd, options, progress, keep)
     finally:
         if status is not None:
             status.stop()
@@ -196,6 +214,11 @@ def solve(
     write_atomic(output, solution_json(solution))
     if not quiet:
         click.echo(render_summary(solution, width=screen_width()), nl=False)
+        if solution.keep is not None:
+            say(
+                f"Kept close to {keep_file}: {solution.keep.changed_decisions} decision(s) changed, "
+                f"{solution.keep.moved_reference_gpu_hours:,.0f} reference GPU-h moved"
+            )
         say(f"Wrote {output}")
         if solution.solver.stop_reason in ("time_limit", "interrupted"):
             warn(
@@ -292,7 +315,9 @@ def reproduce(solution_file: Path) -> None:
     """Re-solve the round embedded in SOLUTION with its recorded options; say if the result is identical."""
     solution = read_solution(solution_file)
     recorded = solution.provenance
-    rerun = solve_round(solution.input, SolveOptions.model_validate(recorded.options))
+    kept = solution.keep
+    keep = Keep(tuple(kept.previous), kept.previous_input_sha256, kept.tolerance) if kept else None
+    rerun = solve_round(solution.input, SolveOptions.model_validate(recorded.options), keep=keep)
     differences = differences_apart_from_timing(solution, rerun)
     versions = [
         f"{name} {then} (now {now})"

@@ -212,10 +212,41 @@ class AllocationModel:
 
     # -- objectives and extra constraints ------------------------------------
 
+    def merit_expr(self) -> Any:
+        """Every award unit's scaled merit, less soft-share penalties."""
+        return sum(o.coef * self.u[o.key] for o in self.terms.options) - sum(self._penalties)
+
     def maximise_merit(self) -> None:
-        """Objective 'merit': every award unit's scaled merit, less soft-share penalties."""
-        merit = sum(o.coef * self.u[o.key] for o in self.terms.options)
-        self.model.maximize(merit - sum(self._penalties))
+        """Objective 'merit'."""
+        self.model.maximize(self.merit_expr())
+
+    def stay_close(self, previous: dict[OptionKey, int], min_merit: int) -> None:
+        """Among allocations with merit >= min_merit, the one closest to a previous allocation:
+        fewest changed decisions (funded or not, and on which machines), then fewest reference
+        GPU-hours moved. Options the previous allocation does not name count as 0 units there."""
+        self.model.add(self.merit_expr() >= min_merit)
+        scale = self._share_scale
+        changed, moved = [], []
+        for a in self.terms.assessments.values():
+            if not a.options:
+                continue
+            c = self.model.new_bool_var(f"changed[{a.proposal.id}]")
+            for o in a.options:
+                before = previous.get(o.key, 0)
+                self.model.add(c >= self.x[o.key] - int(before > 0))
+                self.model.add(c >= int(before > 0) - self.x[o.key])
+                d = self.model.new_int_var(
+                    0, max(o.max_units, before), f"moved[{o.proposal_id},{o.machine_id}]"
+                )
+                self.model.add(d >= self.u[o.key] - before)
+                self.model.add(d >= before - self.u[o.key])
+                moved.append(int(o.ref_per_unit * scale) * d)
+            changed.append(c)
+        # One changed decision weighs more than any number of moved hours.
+        most_moved = sum(
+            int(o.ref_per_unit * scale) * max(o.max_units, previous.get(o.key, 0)) for o in self.terms.options
+        )
+        self.model.minimize((most_moved + 1) * sum(changed) + sum(moved))
 
     def maximise_group_hours(self, group_id: str) -> Fraction:
         """Maximise one group's reference hours (to diagnose a share minimum).

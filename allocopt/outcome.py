@@ -322,6 +322,12 @@ def _why_reduced(
 
 def _unexplained(a: Assessment, objective: str, optimal: bool, gap: float) -> ReasonOut:
     """No single rule blocks more hours: say what else it is."""
+    if objective == "keep":
+        return ReasonOut(
+            code="kept",
+            detail="room was left: this re-solve kept close to the previous solution, within its merit "
+            "tolerance, rather than reshuffle awards",
+        )
     if objective == "rank":
         return ReasonOut(
             code="rank",

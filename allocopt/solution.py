@@ -46,7 +46,7 @@ class ReasonOut(Out):
 
     code: str = Field(
         description="below_threshold, publication, incompatible, too_small, cap, pinned, capacity, "
-        "commercial_cap, share_max, share_min, exclusive, organisation_cap, rank, combined_rules, "
+        "commercial_cap, share_max, share_min, exclusive, organisation_cap, rank, kept, combined_rules, "
         "not_reached or zero_merit."
     )
     detail: str = Field(description="The reason in words, with its numbers.")
@@ -214,6 +214,32 @@ class RankStep(Out):
     proven: bool = Field(description="False when the CP-SAT check ran out of its work limit.")
 
 
+class PreviousAward(Out):
+    """One award of the previous solution a re-solve kept close to."""
+
+    proposal: str = Field(description="Proposal id.")
+    machine: str = Field(description="Machine id.")
+    gpu_hours: int = Field(description="The previous award, in GPU-hours of that machine.")
+
+
+class KeepOut(Out):
+    """How a re-solve with --keep stayed close to a previous solution."""
+
+    previous_input_sha256: str = Field(description="sha256 of the round the previous solution was made from.")
+    tolerance: float = Field(description="Merit allowed below the best found, as a fraction (0.001 = 0.1 %).")
+    best_scaled: int = Field(description="The best scaled merit objective found before keeping close.")
+    changed_decisions: int = Field(
+        description="Proposals whose funding or machines differ from the previous solution."
+    )
+    moved_reference_gpu_hours: float = Field(
+        description="Reference GPU-hours added or removed, summed over every award, against the "
+        "previous solution."
+    )
+    previous: list[PreviousAward] = Field(
+        description="The previous solution's awards, so the re-solve can be re-run."
+    )
+
+
 class RankOut(Out):
     """The record of a rank solve: the order and every step."""
 
@@ -277,6 +303,9 @@ class Solution(Out):
         description="The objective: kind, scaled value, value in merit points, proven bound and gap."
     )
     rank: RankOut | None = Field(default=None, description="The rank walk (objective 'rank' only).")
+    keep: KeepOut | None = Field(
+        default=None, description="The previous solution this one was kept close to (solve --keep only)."
+    )
     proposals: list[ProposalResult] = Field(description="The decision on every proposal of the round, by id.")
     metrics: Metrics = Field(
         description="Round-level figures: reference GPU-hours and share per group, hours per machine, "

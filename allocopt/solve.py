@@ -2,37 +2,72 @@
 
 from __future__ import annotations
 
+import math
 import platform
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
 from importlib.metadata import version
 
 from allocopt.diagnose import diagnostics, share_shortfalls
 from allocopt.errors import AllocoptError, InfeasibleError, InputError, Problem
 from allocopt.files import sha256_of
-from allocopt.model import AllocationModel, OptionKey, Progress
+from allocopt.model import AllocationModel, OptionKey, Progress, RawResult
 from allocopt.options import SolveOptions
 from allocopt.outcome import metrics, proposal_results
 from allocopt.rank import rank_out, walk
 from allocopt.round import Round, json_path
-from allocopt.solution import ObjectiveOut, Provenance, RankOut, Solution, SolverOut, Timing
+from allocopt.solution import (
+    KeepOut,
+    ObjectiveOut,
+    PreviousAward,
+    Provenance,
+    RankOut,
+    Solution,
+    SolverOut,
+    Timing,
+)
 from allocopt.terms import Terms, derive
+
+
+@dataclass(frozen=True)
+class Keep:
+    """Stay close to a previous solution: its awards, its round's hash, the merit tolerance."""
+
+    previous: tuple[PreviousAward, ...]
+    previous_input_sha256: str
+    tolerance: float = 0.0
+
+    @classmethod
+    def of(cls, solution: Solution, tolerance: float) -> Keep:
+        awards = tuple(
+            PreviousAward(proposal=r.id, machine=a.machine, gpu_hours=a.gpu_hours)
+            for r in solution.proposals
+            for a in r.allocations
+        )
+        return cls(awards, solution.provenance.input_sha256, tolerance)
 
 
 def solve(
     rnd: Round,
     options: SolveOptions | None = None,
     on_progress: Callable[[Progress], None] | None = None,
+    keep: Keep | None = None,
 ) -> Solution:
     """Solve a round under the merit or the rank objective (the options', else the policy's).
 
     Raises ``InfeasibleError`` (with the rules that cannot hold and by how much)
     when no allocation satisfies every rule, and ``AllocoptError`` when the
-    limits stop the search before any allocation is found.
+    limits stop the search before any allocation is found. With ``keep`` (merit
+    only), the allocation within ``keep.tolerance`` of the best merit found that
+    changes the fewest decisions, then moves the fewest hours, of the previous one.
     """
     started = time.perf_counter()
     options = options or SolveOptions()
     objective = options.objective or rnd.policy.objective
+    if keep is not None and objective == "rank":
+        raise AllocoptError("--keep applies to the merit objective: a rank solve has no tolerance to use")
     rnd = rnd.canonical()
     terms = derive(rnd)
     if terms.problems:
@@ -42,6 +77,7 @@ def solve(
         raise InfeasibleError(_listed(errors))
 
     rank: RankOut | None = None
+    keep_out: KeepOut | None = None
     if objective == "rank":
         record = walk(terms, options)
         if record is None:
@@ -63,8 +99,17 @@ def solve(
         units, optimal, bound = raw.units, raw.status == "optimal", raw.bound
         gap = (raw.bound - raw.objective) / max(1, abs(raw.bound))
         stop_reason, det, wall = raw.stop_reason, raw.deterministic_seconds, raw.wall_seconds
+        if keep is not None:
+            kept, best = _keep_close(terms, options, keep, raw.objective, units)
+            units = kept.units
+            det, wall = det + kept.deterministic_seconds, wall + kept.wall_seconds
+            merit_kept = _merit(terms, units) - _penalty(terms, units)
+            optimal = merit_kept == bound
+            gap = (bound - merit_kept) / max(1, abs(bound))
+            keep_out = _keep_out(terms, keep, best, units)
 
-    results = proposal_results(terms, units, objective=objective, optimal=optimal, gap=gap or 0.0)
+    reasons_for = "keep" if keep is not None else objective
+    results = proposal_results(terms, units, objective=reasons_for, optimal=optimal, gap=gap or 0.0)
     figures = metrics(terms, results)
     merit = _merit(terms, units)
     penalty = sum(
@@ -87,6 +132,7 @@ def solve(
             gap=None if gap is None else round(gap, 9),
         ),
         rank=rank,
+        keep=keep_out,
         proposals=results,
         metrics=figures,
         solver=SolverOut(
@@ -110,6 +156,58 @@ def solve(
 
 def _merit(terms: Terms, units: dict[OptionKey, int]) -> int:
     return sum(o.coef * units.get(o.key, 0) for o in terms.options)
+
+
+def _penalty(terms: Terms, units: dict[OptionKey, int]) -> int:
+    results = proposal_results(terms, units, objective="merit", optimal=False, gap=0.0)
+    return sum(
+        (terms.groups[g.id].penalty or 0) * (g.shortfall_reference_gpu_hours + g.excess_reference_gpu_hours)
+        for g in metrics(terms, results).groups
+    )
+
+
+def _previous_units(terms: Terms, keep: Keep) -> dict[OptionKey, int]:
+    """The previous awards in this round's award units (awards on options that no longer exist drop out)."""
+    units: dict[OptionKey, int] = {}
+    known = {o.key: o for o in terms.options}
+    for award in keep.previous:
+        o = known.get((award.proposal, award.machine))
+        if o is not None:
+            units[o.key] = award.gpu_hours // o.unit_hours
+    return units
+
+
+def _keep_close(
+    terms: Terms, options: SolveOptions, keep: Keep, best: int, best_units: dict[OptionKey, int]
+) -> tuple[RawResult, int]:
+    """Re-solve for the allocation nearest the previous one among those within the tolerance."""
+    floor = best - math.floor(abs(best) * Fraction(str(keep.tolerance)))
+    model = AllocationModel(terms)
+    model.stay_close(_previous_units(terms, keep), floor)
+    model.hint(best_units)
+    raw = model.solve(options.model_copy(update={"gap_limit": 0.0}))
+    if not raw.units:  # the best allocation itself is always within the tolerance
+        raw.units = best_units
+    return raw, best
+
+
+def _keep_out(terms: Terms, keep: Keep, best: int, units: dict[OptionKey, int]) -> KeepOut:
+    before = _previous_units(terms, keep)
+    changed = sum(
+        1
+        for a in terms.assessments.values()
+        if {o.key for o in a.options if before.get(o.key, 0) > 0}
+        != {o.key for o in a.options if units.get(o.key, 0) > 0}
+    )
+    moved = sum(abs(units.get(o.key, 0) - before.get(o.key, 0)) * o.ref_per_unit for o in terms.options)
+    return KeepOut(
+        previous_input_sha256=keep.previous_input_sha256,
+        tolerance=keep.tolerance,
+        best_scaled=best,
+        changed_decisions=changed,
+        moved_reference_gpu_hours=round(float(moved), 6),
+        previous=list(keep.previous),
+    )
 
 
 def _why_infeasible(terms: Terms, options: SolveOptions, objective: str) -> list[str]:
