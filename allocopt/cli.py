@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 from pydantic import ValidationError
+from rich import progress as bars
 from rich.console import Console
 from rich.status import Status
 
@@ -23,11 +24,22 @@ from allocopt.files import read_json, read_round, validate_round, write_atomic
 from allocopt.generate import generate_round, write_round
 from allocopt.model import Progress
 from allocopt.options import SolveOptions
-from allocopt.report import COMPARE_FORMATS, FORMATS, render, render_comparison, render_summary
+from allocopt.plot import plot_frontier
+from allocopt.report import (
+    COMPARE_FORMATS,
+    FORMATS,
+    frontier_csv,
+    render,
+    render_comparison,
+    render_frontier,
+    render_summary,
+)
 from allocopt.round import Proposal, Round, json_path
 from allocopt.solution import Solution
 from allocopt.solve import Keep
 from allocopt.solve import solve as solve_round
+from allocopt.sweep import frontier_rows, parse_knob, scenarios
+from allocopt.sweep import run as run_sweep
 from allocopt.terms import derive
 from allocopt.verify import verify as verify_solution
 
@@ -307,6 +319,91 @@ def compare_command(solution_files: tuple[Path, ...], fmt: str, output: Path | N
         write_atomic(output, text)
     else:
         click.echo(text, nl=False)
+
+
+@cli.command()
+@click.argument("round_file", metavar="ROUND", type=click.Path(path_type=Path))
+@click.option(
+    "--vary",
+    "varies",
+    multiple=True,
+    required=True,
+    metavar="KEY=START:STOP:STEP|KEY=a,b",
+    help="A knob and its values, e.g. policy.share_groups.startups.min_share=0.1:0.3:0.05 "
+    "or objective=merit,rank; repeat for a grid.",
+)
+@click.option(
+    "-o",
+    "--out-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Folder for the solutions, frontier.csv and the plots [default: sweep-ROUND-ID].",
+)
+@click.option(
+    "--parallel", type=click.IntRange(1, 64), default=2, show_default=True, help="Scenarios solved at once."
+)
+@click.option(
+    "--work-limit",
+    type=click.FloatRange(min=0, min_open=True),
+    default=SolveOptions().work_limit,
+    show_default=True,
+    help="Deterministic work limit per scenario.",
+)
+@click.option(
+    "--gap-limit",
+    type=click.FloatRange(min=0, max=1, max_open=True),
+    default=SolveOptions().gap_limit,
+    show_default=True,
+    help="Relative gap limit per scenario.",
+)
+def sweep(
+    round_file: Path,
+    varies: tuple[str, ...],
+    out_dir: Path | None,
+    parallel: int,
+    work_limit: float,
+    gap_limit: float,
+) -> None:
+    """Solve ROUND once per value of one or more knobs; write each solution, the frontier and its plot."""
+    rnd = read_round(round_file)
+    try:
+        knobs = [parse_knob(v) for v in varies]
+        count = len(scenarios(knobs))
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    out_dir = out_dir or Path(f"sweep-{rnd.id}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    options = SolveOptions(work_limit=work_limit, gap_limit=gap_limit)
+    with bars.Progress(
+        bars.TextColumn("{task.description}"),
+        bars.BarColumn(),
+        bars.MofNCompleteColumn(),
+        bars.TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    ) as bar:
+        task = bar.add_task("solving scenarios", total=count)
+        outcomes = run_sweep(
+            rnd, knobs, options, str(round_file), parallel=parallel, on_done=lambda _: bar.advance(task)
+        )
+    for o in outcomes:
+        if o.solution is not None:
+            write_atomic(out_dir / f"{o.scenario.slug}.solution.json", solution_json(o.solution))
+    rows = frontier_rows(outcomes)
+    write_atomic(out_dir / "frontier.csv", frontier_csv(rows))
+    numeric = [k.path for k in knobs if k.path != "objective"]
+    plots = (
+        plot_frontier(rows, numeric[0], out_dir / "frontier", f"{rnd.id}: merit as {numeric[0]} varies")
+        if numeric
+        else []
+    )
+    click.echo(render_frontier(rows, width=screen_width()), nl=False)
+    solved = sum(o.solution is not None for o in outcomes)
+    say(
+        f"{solved} of {len(outcomes)} scenarios solved; wrote {out_dir}/ (solutions, frontier.csv"
+        + (", frontier.png, frontier.svg)" if plots else ")")
+    )
 
 
 @cli.command()

@@ -22,7 +22,7 @@ from rich.table import Table
 from allocopt.compare import Comparison
 from allocopt.solution import Decision, GroupMetrics, Solution
 
-FORMATS = ("table", "markdown", "csv", "json")
+FORMATS = ("table", "markdown", "csv", "json", "html")
 COMPARE_FORMATS = ("table", "markdown", "csv", "json")
 
 _DECISION_WORDS = {
@@ -43,6 +43,10 @@ def render(solution: Solution, fmt: str, *, width: int = 140) -> str:
         return csv_text(solution)
     if fmt == "json":
         return json.dumps(report_data(solution), indent=2, ensure_ascii=False) + "\n"
+    if fmt == "html":
+        from allocopt.html_report import html_report  # imports this module: load it only when asked
+
+        return html_report(solution)
     raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
 
 
@@ -356,3 +360,40 @@ def render_comparison(comp: Comparison, fmt: str, *, width: int = 140) -> str:
             parts += [f"    {'  ' if x.startswith('  ') else '- '}{escape(x.strip())}" for x in changes]
         return _to_text(*parts, width=width)
     raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(COMPARE_FORMATS)}")
+
+
+# -- sweeps ------------------------------------------------------------------------
+
+
+def render_frontier(rows: list[dict[str, Any]], *, width: int = 140) -> str:
+    """A sweep's frontier as a terminal table: one row per scenario."""
+    table = Table(title="Frontier", box=box.SIMPLE_HEAD)
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    for col in columns:
+        # A knob's path is shown by its last part; frontier.csv keeps the whole path.
+        table.add_column(
+            escape(col.rsplit(".", 1)[-1]),
+            justify="left" if col in ("status", "note", "objective") else "right",
+        )
+    for row in rows:
+        table.add_row(*(escape(_cell(row.get(col, ""), col)) for col in columns))
+    return _to_text(table, width=width)
+
+
+def frontier_csv(rows: list[dict[str, Any]]) -> str:
+    """A sweep's frontier as CSV (formula-like text neutralised)."""
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _safe_cell(v) for k, v in row.items()})
+    return buf.getvalue()
+
+
+def _cell(value: Any, column: str = "") -> str:
+    if column == "note" and len(str(value)) > 60:
+        return str(value)[:57] + "..."
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) < 10 else f"{value:,.2f}"
+    return str(value)
