@@ -150,3 +150,107 @@ def _pct(x: Fraction | int, total: Fraction) -> str:
 def _floor_share(x: Fraction, total: Fraction) -> str:
     """A share, rounded down to 4 decimals, that is certain to be reachable."""
     return f"{math.floor(x / total * 10_000) / 10_000:.4f}" if total else "0"
+
+
+def conflicting_rules(terms: Terms, options: SolveOptions, objective: str = "merit") -> list[str]:
+    """A minimal set of named rules that cannot hold together, each with the knob to turn.
+
+    CP-SAT gives rules that suffice for the conflict (assumptions); a deletion
+    filter then drops every rule the conflict does not need, so dropping any
+    one rule left makes this set feasible. Each rule's knob is measured with
+    every other rule of the round in force.
+    """
+    model = AllocationModel(terms, soft_shares=objective != "rank", named_rules=True)
+    every = sorted(model.rules)
+    status, core = model.check_rules(options, every)
+    if status != "infeasible":
+        return []
+    core = sorted(core)
+    i = 0
+    while i < len(core):
+        trial = core[:i] + core[i + 1 :]
+        status, smaller = model.check_rules(options, trial)
+        if status == "infeasible":
+            core = sorted(set(smaller) & set(trial)) or trial
+            i = 0
+        else:
+            i += 1
+    return [_rule_in_words(terms, model, options, rule, [r for r in every if r != rule]) for rule in core]
+
+
+def _rule_in_words(
+    terms: Terms,
+    model: AllocationModel,
+    options: SolveOptions,
+    rule: tuple[str, str],
+    others: list[tuple[str, str]],
+) -> str:
+    family, ident = rule
+    rnd = terms.round
+    total = terms.total_ref
+    if family in ("share_min", "share_max"):
+        g = terms.groups[ident]
+        expr, to_hours = model.usage(family, ident)
+        if family == "share_min":
+            best = model.extreme(options, others, expr, maximise=True)
+            what = (
+                f"the {g.name} minimum share ({_pct(g.min_ref, total)}, "
+                f"{float(g.min_ref):,.0f} reference GPU-h)"
+            )
+            if best is None:
+                return f"{what}: relax it"
+            most = best * to_hours
+            return (
+                f"{what}: with the other rules at most {float(most):,.0f} reference GPU-h "
+                f"({_pct(most, total)}) can go to {g.name}; lower its min_share to "
+                f"{_floor_share(most, total)}"
+            )
+        least = model.extreme(options, others, expr, maximise=False)
+        what = (
+            f"the {g.name} maximum share ({_pct(g.max_ref, total)}, {float(g.max_ref):,.0f} reference GPU-h)"
+        )
+        if least is None:
+            return f"{what}: relax it"
+        need = least * to_hours
+        return (
+            f"{what}: the other rules need at least {float(need):,.0f} reference GPU-h ({_pct(need, total)}) "
+            f"for {g.name}; raise its max_share to {_ceil_share(need, total)}"
+        )
+    if family in ("capacity", "commercial_cap"):
+        m = rnd.machine(ident)
+        expr, to_hours = model.usage(family, ident)
+        least = model.extreme(options, others, expr, maximise=False)
+        if family == "capacity":
+            what = f"{m.name}'s capacity ({m.gpu_hours:,} GPU-h)"
+            if least is None:
+                return f"{what}: add hours"
+            need = least * to_hours
+            short = float(need) - m.gpu_hours
+            return f"{what}: the other rules need {float(need):,.0f} GPU-h there; add {short:,.0f}"
+        cap = terms.commercial_cap_hours[m.id]
+        what = f"{m.name}'s commercial cap ({m.commercial_cap:.0%}, {cap:,} GPU-h)"
+        if least is None:
+            return f"{what}: raise it"
+        need = least * to_hours
+        return (
+            f"{what}: the other rules need {float(need):,.0f} commercial GPU-h there; raise its "
+            f"commercial_cap to {_ceil_share(need, Fraction(m.gpu_hours))}"
+        )
+    if family == "pin":
+        pin = terms.assessments[ident].pin
+        assert pin is not None
+        where = f" on {pin.machine}" if pin.machine else ""
+        amount = f" with {pin.gpu_hours:,} GPU-h" if pin.gpu_hours else ""
+        verb = "funding" if pin.action == "fund" else "excluding"
+        return f"the pin {verb} {ident}{where}{amount} ({pin.reason}): remove or change the pin"
+    if family == "exclusive":
+        group = next(e for e in rnd.policy.exclusive if e.id == ident)
+        members = ", ".join(group.proposals)
+        return f"the exclusive group {ident} (at most one of {members}): allow more, or drop it"
+    k = rnd.policy.max_awards_per_organisation
+    return f"at most {k} award(s) for {ident}: raise max_awards_per_organisation"
+
+
+def _ceil_share(x: Fraction, total: Fraction) -> str:
+    """A share, rounded up to 4 decimals, that certainly allows x."""
+    return f"{math.ceil(x / total * 10_000) / 10_000:.4f}" if total else "1"

@@ -59,12 +59,24 @@ class AllocationModel:
     """Builds the CP-SAT model for a round's terms; ``solve`` runs it.
 
     ``soft_shares=False`` makes every share bound hard (the rank objective);
-    ``share_minimums=False`` drops the minimums (to diagnose an infeasible one).
+    ``share_minimums=False`` drops the minimums (to diagnose an infeasible one);
+    ``named_rules=True`` guards each capacity, commercial cap, share bound, pin,
+    exclusive group and organisation cap with its own literal in ``rules``, so
+    an infeasible round can be explained by the rules that conflict.
     """
 
-    def __init__(self, terms: Terms, *, soft_shares: bool = True, share_minimums: bool = True) -> None:
+    def __init__(
+        self,
+        terms: Terms,
+        *,
+        soft_shares: bool = True,
+        share_minimums: bool = True,
+        named_rules: bool = False,
+    ) -> None:
         self.terms = terms
         self.model = cp_model.CpModel()
+        self.rules: dict[tuple[str, str], Any] = {}
+        self._named = named_rules
         self.y: dict[str, Any] = {}
         self.x: dict[OptionKey, Any] = {}
         self.u: dict[OptionKey, Any] = {}
@@ -119,14 +131,15 @@ class AllocationModel:
         for m in self.terms.round.machines:
             units = self._units_on(m.id)
             if units:
-                self.model.add(sum(units) <= m.gpu_hours // m.award_unit)
+                self._rule("capacity", m.id, self.model.add(sum(units) <= m.gpu_hours // m.award_unit))
 
     def _commercial_cap(self) -> None:
         """Commercial awards on a machine stay within its commercial cap."""
         for m in self.terms.round.machines:
             units = self._units_on(m.id, commercial_only=True)
             if units:
-                self.model.add(sum(units) <= self.terms.commercial_cap_hours[m.id] // m.award_unit)
+                cap = self.terms.commercial_cap_hours[m.id] // m.award_unit
+                self._rule("commercial_cap", m.id, self.model.add(sum(units) <= cap))
 
     def _share_bounds(self, soft_shares: bool, with_minimums: bool) -> None:
         """Each group's reference hours within its bounds (soft bounds: deviation is paid for)."""
@@ -145,18 +158,34 @@ class AllocationModel:
                 self._penalties += [g.penalty * short, g.penalty * over]
             if self.terms.share_basis == "capacity":
                 if with_minimums and g.min_ref > 0:
-                    self.model.add(held + scale * short >= math.ceil(g.min_ref * scale))
+                    self._rule(
+                        "share_min",
+                        g.group_id,
+                        self.model.add(held + scale * short >= math.ceil(g.min_ref * scale)),
+                    )
                 if g.max_ref < self.terms.total_ref:
-                    self.model.add(held - scale * over <= math.floor(g.max_ref * scale))
+                    self._rule(
+                        "share_max",
+                        g.group_id,
+                        self.model.add(held - scale * over <= math.floor(g.max_ref * scale)),
+                    )
             else:
                 lo, hi = g.min_share, g.max_share
                 if with_minimums and lo > 0:
-                    self.model.add(
-                        lo.denominator * held + lo.denominator * scale * short >= lo.numerator * awarded
+                    self._rule(
+                        "share_min",
+                        g.group_id,
+                        self.model.add(
+                            lo.denominator * held + lo.denominator * scale * short >= lo.numerator * awarded
+                        ),
                     )
                 if hi < 1:
-                    self.model.add(
-                        hi.denominator * held - hi.denominator * scale * over <= hi.numerator * awarded
+                    self._rule(
+                        "share_max",
+                        g.group_id,
+                        self.model.add(
+                            hi.denominator * held - hi.denominator * scale * over <= hi.numerator * awarded
+                        ),
                     )
 
     def _pins(self) -> None:
@@ -165,25 +194,26 @@ class AllocationModel:
             pin = a.pin
             if pin is None or a.proposal.id not in self.y:
                 continue
+            pid = a.proposal.id
             if pin.action == "exclude":
-                self.model.add(self.y[a.proposal.id] == 0)
+                self._rule("pin", pid, self.model.add(self.y[pid] == 0))
                 continue
-            self.model.add(self.y[a.proposal.id] == 1)
+            self._rule("pin", pid, self.model.add(self.y[pid] == 1))
             if pin.machine is not None:
                 # The whole award on the pinned machine (a split proposal too).
-                key = (a.proposal.id, pin.machine)
+                key = (pid, pin.machine)
                 for o in a.options:
-                    self.model.add(self.x[o.key] == int(o.key == key))
+                    self._rule("pin", pid, self.model.add(self.x[o.key] == int(o.key == key)))
                 if pin.gpu_hours is not None:
                     unit = self.terms.round.machine(pin.machine).award_unit
-                    self.model.add(self.u[key] == pin.gpu_hours // unit)
+                    self._rule("pin", pid, self.model.add(self.u[key] == pin.gpu_hours // unit))
 
     def _exclusive_groups(self) -> None:
         """At most one proposal of each exclusive group is funded."""
         for group in self.terms.round.policy.exclusive:
             ys = [self.y[pid] for pid in group.proposals if pid in self.y]
             if len(ys) > 1:
-                self.model.add_at_most_one(ys)
+                self._rule("exclusive", group.id, self.model.add(sum(ys) <= 1))
 
     def _awards_per_organisation(self) -> None:
         """At most k funded proposals per applicant organisation."""
@@ -194,9 +224,17 @@ class AllocationModel:
         for a in self.terms.assessments.values():
             if a.proposal.id in self.y:
                 by_org.setdefault(a.organisation, []).append(self.y[a.proposal.id])
-        for ys in by_org.values():
+        for org, ys in by_org.items():
             if len(ys) > k:
-                self.model.add(sum(ys) <= k)
+                self._rule("organisation_cap", org, self.model.add(sum(ys) <= k))
+
+    def _rule(self, family: str, ident: str, constraint: Any) -> None:
+        """In named mode, make a constraint hold only while its rule's literal is true."""
+        if self._named:
+            literal = self.rules.get((family, ident))
+            if literal is None:
+                literal = self.rules[(family, ident)] = self.model.new_bool_var(f"rule[{family}:{ident}]")
+            constraint.only_enforce_if(literal)
 
     def _units_on(self, machine_id: str, commercial_only: bool = False) -> list[Any]:
         return [
@@ -283,6 +321,57 @@ class AllocationModel:
             self.model.add_hint(self.x[key], 1 if given > 0 else 0)
         for pid, y in self.y.items():
             self.model.add_hint(y, 1 if pid in funded else 0)
+
+    # -- explaining infeasibility ---------------------------------------------
+
+    def check_rules(
+        self, options: SolveOptions, enforced: list[tuple[str, str]]
+    ) -> tuple[str, list[tuple[str, str]]]:
+        """Can every enforced named rule hold at once (the others dropped)? Returns the status
+        ('feasible', 'infeasible' or 'unknown') and, when infeasible, rules that suffice for it."""
+        self.model.clear_objective()
+        self.model.clear_assumptions()
+        self.model.add_assumptions([self.rules[r] for r in enforced])
+        solver = cp_model.CpSolver()
+        solver.parameters.num_workers = 1
+        solver.parameters.random_seed = options.seed
+        solver.parameters.max_deterministic_time = options.work_limit
+        status = solver.solve(self.model)
+        self.model.clear_assumptions()
+        if status == cp_model.INFEASIBLE:
+            by_index = {lit.index: rule for rule, lit in self.rules.items()}
+            return "infeasible", [by_index[i] for i in solver.sufficient_assumptions_for_infeasibility()]
+        return ("feasible" if status in (cp_model.OPTIMAL, cp_model.FEASIBLE) else "unknown"), []
+
+    def usage(self, family: str, ident: str) -> tuple[Any, Fraction]:
+        """What a rule limits, as an expression and the factor to hours: a group's reference
+        GPU-hours, a machine's GPU-hours, or its commercial GPU-hours."""
+        if family in ("share_min", "share_max"):
+            members = [
+                o for o in self.terms.options if self.terms.assessments[o.proposal_id].group_id == ident
+            ]
+            return self._reference_hours(members), Fraction(1, self._share_scale)
+        unit = self.terms.round.machine(ident).award_unit
+        return sum(self._units_on(ident, commercial_only=family == "commercial_cap")), Fraction(unit)
+
+    def extreme(
+        self, options: SolveOptions, enforced: list[tuple[str, str]], expr: Any, *, maximise: bool
+    ) -> int | None:
+        """The largest (or smallest) value of expr with the enforced named rules holding."""
+        self.model.clear_assumptions()
+        self.model.add_assumptions([self.rules[r] for r in enforced])
+        if maximise:
+            self.model.maximize(expr)
+        else:
+            self.model.minimize(expr)
+        solver = cp_model.CpSolver()
+        solver.parameters.num_workers = 1
+        solver.parameters.random_seed = options.seed
+        solver.parameters.max_deterministic_time = options.work_limit
+        status = solver.solve(self.model)
+        self.model.clear_assumptions()
+        self.model.clear_objective()
+        return round(solver.objective_value) if status == cp_model.OPTIMAL else None
 
     # -- solving -------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from importlib.metadata import version
 
-from allocopt.diagnose import diagnostics, share_shortfalls
+from allocopt.diagnose import conflicting_rules, diagnostics, share_shortfalls
 from allocopt.errors import AllocoptError, InfeasibleError, InputError, Problem
 from allocopt.files import sha256_of
 from allocopt.model import AllocationModel, OptionKey, Progress, RawResult
@@ -211,6 +211,11 @@ def _keep_out(terms: Terms, keep: Keep, best: int, units: dict[OptionKey, int]) 
 
 
 def _why_infeasible(terms: Terms, options: SolveOptions, objective: str) -> list[str]:
+    conflict = conflicting_rules(terms, options, objective)
+    if conflict:
+        return [f"these {len(conflict)} rules cannot all hold together; change any one of them:"] + [
+            f"  {rule}" for rule in conflict
+        ]
     return share_shortfalls(terms, options, objective) or [
         "the share minimums, pins and caps cannot all hold together; lower a min_share, "
         "remove a pin or add capacity"
@@ -218,4 +223,5 @@ def _why_infeasible(terms: Terms, options: SolveOptions, objective: str) -> list
 
 
 def _listed(problems: list[str]) -> str:
-    return "the round's rules cannot all hold:\n" + "\n".join(f"- {p}" for p in problems)
+    lines = [f"    {p.strip()}" if p.startswith("  ") else f"- {p}" for p in problems]
+    return "the round's rules cannot all hold:\n" + "\n".join(lines)

@@ -94,7 +94,8 @@ def test_infeasible_found_by_the_solver_names_the_shortfall(tmp_path: Path) -> N
     rnd.write_text(json.dumps(data))
     result = run("solve", str(rnd), "-o", str(tmp_path / "s.json"))
     assert result.exit_code == 1
-    assert "at most 6,000 reference GPU-h (21.4%) can go to Start-ups, 1,000 short" in result.output
+    assert "at most 6,000 reference GPU-h (21.4%) can go to Start-ups" in result.output
+    assert "JUPITER Booster's commercial cap (10%, 1,000 GPU-h)" in result.output
     assert "min_share to 0.2142" in result.output
     assert not (tmp_path / "s.json").exists()
 

@@ -1,0 +1,93 @@
+"""Infeasible rounds: a minimal set of conflicting named rules, each with its knob."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from allocopt import Round, SolveOptions, solve
+from allocopt.diagnose import conflicting_rules
+from allocopt.errors import InfeasibleError
+from allocopt.files import validate_round
+from allocopt.terms import derive
+from tests.conftest import ROOT
+
+
+def tiny_data() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((ROOT / "instances" / "tiny.json").read_text())
+    return data
+
+
+def round_of(data: dict[str, Any]) -> Round:
+    return validate_round(data, "test")
+
+
+def pinned_lumi() -> dict[str, Any]:
+    """Three 'fund' pins on LUMI-G that need 5,000 + 3,000 + 2,000 GPU-h of its 8,000."""
+    data = tiny_data()
+    data["policy"]["pins"] = [
+        {"proposal": "P-08", "action": "fund", "machine": "lumi-g", "gpu_hours": 5000, "reason": "priority"},
+        {"proposal": "P-02", "action": "fund", "reason": "flagship"},
+        {"proposal": "P-04", "action": "fund", "reason": "public service"},
+    ]
+    return data
+
+
+def test_three_pins_on_a_full_machine() -> None:
+    """The conflict is the three pins and LUMI-G's capacity, which needs 2,000 GPU-h more."""
+    rnd = round_of(pinned_lumi())
+    rules = conflicting_rules(derive(rnd), SolveOptions())
+    assert len(rules) == 4
+    assert "LUMI-G's capacity (8,000 GPU-h): the other rules need 10,000 GPU-h there; add 2,000" in rules
+    assert sum(r.startswith("the pin funding") for r in rules) == 3
+    with pytest.raises(InfeasibleError, match="these 4 rules cannot all hold together"):
+        solve(rnd)
+
+
+@pytest.mark.parametrize(
+    "drop",
+    [
+        "pin P-08",  # why: P-08's 5,000 GPU-h free LUMI-G's room
+        "pin P-02",
+        "pin P-04",
+        "capacity",  # why: 2,000 more GPU-h on LUMI-G fit all three
+    ],
+)
+def test_dropping_any_listed_rule_makes_the_round_feasible(drop: str) -> None:
+    """Minimal: remove one of the four rules from the round file and it solves."""
+    data = pinned_lumi()
+    if drop == "capacity":
+        data["machines"][1]["gpu_hours"] = 10_000
+    else:
+        data["policy"]["pins"] = [p for p in data["policy"]["pins"] if p["proposal"] != drop.split()[1]]
+    solution = solve(round_of(data))
+    assert solution.solver.status == "optimal"
+
+
+def test_share_minimum_against_a_commercial_cap(tmp_path: Path) -> None:
+    """A 25 % start-up floor with JUPITER's commercial cap at 10 %: both rules, both knobs."""
+    data = tiny_data()
+    data["policy"]["share_groups"][1]["min_share"] = 0.25
+    data["machines"][0]["commercial_cap"] = 0.1
+    rules = conflicting_rules(derive(round_of(data)), SolveOptions())
+    assert rules == [
+        "JUPITER Booster's commercial cap (10%, 1,000 GPU-h): the other rules need 2,000 commercial GPU-h "
+        "there; raise its commercial_cap to 0.2000",
+        "the Start-ups minimum share (25.0%, 7,000 reference GPU-h): with the other rules at most 6,000 "
+        "reference GPU-h (21.4%) can go to Start-ups; lower its min_share to 0.2142",
+    ]
+    for change in ({"cap": 0.2}, {"min": 0.2142}):
+        fixed = json.loads(json.dumps(data))
+        if "cap" in change:
+            fixed["machines"][0]["commercial_cap"] = change["cap"]
+        else:
+            fixed["policy"]["share_groups"][1]["min_share"] = change["min"]
+        assert solve(round_of(fixed)).solver.status == "optimal"
+
+
+def test_a_feasible_round_has_no_conflict(tiny: Round) -> None:
+    """Nothing to explain when the rules hold."""
+    assert conflicting_rules(derive(tiny), SolveOptions()) == []
