@@ -330,14 +330,7 @@ class AllocationModel:
         """Can every enforced named rule hold at once (the others dropped)? Returns the status
         ('feasible', 'infeasible' or 'unknown') and, when infeasible, rules that suffice for it."""
         self.model.clear_objective()
-        self.model.clear_assumptions()
-        self.model.add_assumptions([self.rules[r] for r in enforced])
-        solver = cp_model.CpSolver()
-        solver.parameters.num_workers = 1
-        solver.parameters.random_seed = options.seed
-        solver.parameters.max_deterministic_time = options.work_limit
-        status = solver.solve(self.model)
-        self.model.clear_assumptions()
+        solver, status = self._solve_assuming(options, enforced)
         if status == cp_model.INFEASIBLE:
             by_index = {lit.index: rule for rule, lit in self.rules.items()}
             return "infeasible", [by_index[i] for i in solver.sufficient_assumptions_for_infeasibility()]
@@ -358,20 +351,25 @@ class AllocationModel:
         self, options: SolveOptions, enforced: list[tuple[str, str]], expr: Any, *, maximise: bool
     ) -> int | None:
         """The largest (or smallest) value of expr with the enforced named rules holding."""
-        self.model.clear_assumptions()
-        self.model.add_assumptions([self.rules[r] for r in enforced])
         if maximise:
             self.model.maximize(expr)
         else:
             self.model.minimize(expr)
+        solver, status = self._solve_assuming(options, enforced)
+        self.model.clear_objective()
+        return round(solver.objective_value) if status == cp_model.OPTIMAL else None
+
+    def _solve_assuming(self, options: SolveOptions, enforced: list[tuple[str, str]]) -> tuple[Any, Any]:
+        """Solve with the enforced named rules as assumptions (one worker: cores need it)."""
+        self.model.clear_assumptions()
+        self.model.add_assumptions([self.rules[r] for r in enforced])
         solver = cp_model.CpSolver()
         solver.parameters.num_workers = 1
         solver.parameters.random_seed = options.seed
         solver.parameters.max_deterministic_time = options.work_limit
         status = solver.solve(self.model)
         self.model.clear_assumptions()
-        self.model.clear_objective()
-        return round(solver.objective_value) if status == cp_model.OPTIMAL else None
+        return solver, status
 
     # -- solving -------------------------------------------------------------
 
