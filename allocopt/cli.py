@@ -17,6 +17,7 @@ from rich import progress as bars
 from rich.console import Console
 from rich.status import Status
 
+from allocopt import explain as ex
 from allocopt.compare import compare, differences_apart_from_timing
 from allocopt.diagnose import diagnostics
 from allocopt.errors import AllocoptError, InfeasibleError, InputError, Problem
@@ -438,6 +439,79 @@ def reproduce(solution_file: Path) -> None:
         f"{solution_file}: reproduced: the same input (sha256 {recorded.input_sha256[:12]}...) and "
         "options give an identical solution, apart from timings"
     )
+
+
+@cli.command(name="explain")
+@click.argument("solution_file", metavar="SOLUTION", type=click.Path(path_type=Path))
+@click.option("--proposal", "proposal_id", default=None, help="Explain this proposal only.")
+@click.option(
+    "--for-applicant",
+    "applicant_id",
+    default=None,
+    metavar="ID",
+    help="A plain-language letter for this proposal's applicant, naming no other proposal.",
+)
+@click.option(
+    "--counterfactuals",
+    is_flag=True,
+    help="Re-solve to find what would have changed the decision: with --proposal (or --for-applicant) "
+    "for that one, else for every eligible proposal not funded, in parallel.",
+)
+@click.option(
+    "--parallel", type=click.IntRange(1, 64), default=2, show_default=True, help="Re-solves run at once."
+)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "-o", "--output", type=click.Path(path_type=Path), default=None, help="Write to this file instead."
+)
+def explain_command(
+    solution_file: Path,
+    proposal_id: str | None,
+    applicant_id: str | None,
+    counterfactuals: bool,
+    parallel: int,
+    fmt: str,
+    output: Path | None,
+) -> None:
+    """Explain every decision of SOLUTION: reasons, rank inversions, reserve lists, counterfactuals."""
+    solution = read_solution(solution_file)
+    for wanted in (proposal_id, applicant_id):
+        if wanted is not None and wanted not in {r.id for r in solution.proposals}:
+            raise click.UsageError(f"no proposal '{wanted}' in {solution_file}")
+    one = applicant_id or proposal_id
+    if counterfactuals and one is not None and solution.result(one).decision.value != "not_funded":
+        raise click.UsageError(f"{one} is not an eligible proposal left unfunded: no counterfactual to find")
+    targets = ([one] if one is not None else ex.rejected(solution)) if counterfactuals else []
+    with bars.Progress(
+        bars.TextColumn("{task.description}"),
+        bars.BarColumn(),
+        bars.MofNCompleteColumn(),
+        bars.TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal or not targets,
+    ) as bar:
+        task = bar.add_task("re-solving counterfactuals", total=len(targets))
+        found = ex.counterfactuals(solution, targets, parallel=parallel, on_done=lambda _: bar.advance(task))
+    if applicant_id is not None:
+        letter = ex.applicant_letter(solution, applicant_id, found[0] if found else None)
+        text = (
+            json.dumps({"proposal": applicant_id, "letter": letter}, indent=2) + "\n"
+            if fmt == "json"
+            else letter
+        )
+    else:
+        explanation = ex.explain(solution, listed=None if proposal_id else ex.LISTED_INVERSIONS)
+        explanation.counterfactuals = found
+        text = (
+            ex.to_json(explanation, proposal_id)
+            if fmt == "json"
+            else ex.render_text(explanation, proposal_id)
+        )
+    if output is not None:
+        write_atomic(output, text)
+    else:
+        click.echo(text, nl=False)
 
 
 @cli.command()

@@ -19,7 +19,7 @@ from rich.console import Console, Group
 from rich.markup import escape
 from rich.table import Table
 
-from allocopt.compare import Comparison
+from allocopt.compare import Comparison, rank_inversions
 from allocopt.solution import Decision, GroupMetrics, Solution
 
 FORMATS = ("table", "markdown", "csv", "json", "html")
@@ -98,6 +98,7 @@ def headline(solution: Solution) -> list[tuple[str, str]]:
             f"{met.awarded_reference_gpu_hours:,.0f} awarded of {met.capacity_reference_gpu_hours:,.0f} "
             f"capacity; {met.requested_reference_gpu_hours:,} requested",
         ),
+        ("Rank inversions", f"{rank_inversions(solution):,} (see `allocopt explain` for each pair's cause)"),
         ("Input sha256", solution.provenance.input_sha256),
     ]
 
