@@ -8,6 +8,7 @@ allocation was found in time; 2 bad input or bad usage; 3 an internal error
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,28 @@ class Failed(Exception):
         self.code = code
 
 
+def work_limit_option(text: str) -> Callable[[Any], Any]:
+    """--work-limit, shared by the commands that solve."""
+    return click.option(
+        "--work-limit",
+        type=click.FloatRange(min=0, min_open=True),
+        default=SolveOptions().work_limit,
+        show_default=True,
+        help=text,
+    )
+
+
+def gap_limit_option(text: str) -> Callable[[Any], Any]:
+    """--gap-limit, shared by the commands that solve."""
+    return click.option(
+        "--gap-limit",
+        type=click.FloatRange(min=0, max=1, max_open=True),
+        default=SolveOptions().gap_limit,
+        show_default=True,
+        help=text,
+    )
+
+
 class _Commands(click.Group):
     """Runs a command and turns every error into clear lines and an exit code."""
 
@@ -128,20 +151,8 @@ def validate(round_file: Path) -> None:
 @click.option(
     "-o", "--output", type=click.Path(path_type=Path), required=True, help="Solution file to write."
 )
-@click.option(
-    "--work-limit",
-    type=click.FloatRange(min=0, min_open=True),
-    default=SolveOptions().work_limit,
-    show_default=True,
-    help="Deterministic work limit (CP-SAT deterministic seconds): reproducible.",
-)
-@click.option(
-    "--gap-limit",
-    type=click.FloatRange(min=0, max=1, max_open=True),
-    default=SolveOptions().gap_limit,
-    show_default=True,
-    help="Stop once proven within this relative gap of the best possible; 0: prove optimality.",
-)
+@work_limit_option("Deterministic work limit (CP-SAT deterministic seconds): reproducible.")
+@gap_limit_option("Stop once proven within this relative gap of the best possible; 0: prove optimality.")
 @click.option(
     "--time-limit",
     type=click.FloatRange(min=0, min_open=True),
@@ -343,20 +354,8 @@ def compare_command(solution_files: tuple[Path, ...], fmt: str, output: Path | N
 @click.option(
     "--parallel", type=click.IntRange(1, 64), default=2, show_default=True, help="Scenarios solved at once."
 )
-@click.option(
-    "--work-limit",
-    type=click.FloatRange(min=0, min_open=True),
-    default=SolveOptions().work_limit,
-    show_default=True,
-    help="Deterministic work limit per scenario.",
-)
-@click.option(
-    "--gap-limit",
-    type=click.FloatRange(min=0, max=1, max_open=True),
-    default=SolveOptions().gap_limit,
-    show_default=True,
-    help="Relative gap limit per scenario.",
-)
+@work_limit_option("Deterministic work limit per scenario.")
+@gap_limit_option("Relative gap limit per scenario.")
 def sweep(
     round_file: Path,
     varies: tuple[str, ...],
