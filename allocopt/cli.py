@@ -187,6 +187,11 @@ def validate(round_file: Path) -> None:
     show_default=True,
     help="With --keep: merit may fall this fraction below the best found (0.001 = 0.1 %).",
 )
+@click.option(
+    "--no-warm-start",
+    is_flag=True,
+    help="Do not hint CP-SAT with the LP-based first allocation (merit objective).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 def solve(
     round_file: Path,
@@ -199,6 +204,7 @@ def solve(
     objective: str | None,
     keep_file: Path | None,
     keep_tolerance: float,
+    no_warm_start: bool,
     quiet: bool,
 ) -> None:
     """Solve ROUND under its policy and write the solution file (atomically)."""
@@ -211,6 +217,7 @@ def solve(
         work_limit=work_limit,
         gap_limit=gap_limit,
         time_limit=time_limit,
+        warm_start=not no_warm_start,
     )
     status = Status("solving...", console=err) if err.is_terminal and not quiet else None
 
@@ -421,6 +428,7 @@ def reproduce(solution_file: Path) -> None:
         for name, then, now in (
             ("allocopt", recorded.allocopt_version, rerun.provenance.allocopt_version),
             ("OR-Tools", recorded.ortools_version, rerun.provenance.ortools_version),
+            ("SciPy", recorded.scipy_version, rerun.provenance.scipy_version),
         )
         if then != now
     ]

@@ -220,7 +220,12 @@ def _dict_diff(a: Any, b: Any, path: str = "") -> list[str]:
 def _gap(s: Solution) -> str:
     if s.objective.gap is None:
         return "all steps proven" if s.solver.status == "optimal" else "some steps unproven"
-    return "optimal" if s.solver.status == "optimal" else f"{s.objective.gap:.4%}"
+    return "optimal" if s.solver.status == "optimal" else percent(s.objective.gap)
+
+
+def percent(x: float) -> str:
+    """A small relative gap as a percentage that never rounds a proven nonzero gap to 0."""
+    return f"{x:.4%}" if x == 0 or x >= 1e-6 else "< 0.0001%"
 
 
 def _funded_count(s: Solution) -> int:

@@ -235,7 +235,7 @@ def _summary(solution: Solution) -> str:
             "Software",
             _e(
                 f"allocopt {prov.allocopt_version}, OR-Tools {prov.ortools_version}, "
-                f"Python {prov.python_version}"
+                f"SciPy {prov.scipy_version}, Python {prov.python_version}"
             ),
         ),
     ]

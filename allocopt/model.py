@@ -81,6 +81,7 @@ class AllocationModel:
         self.x: dict[OptionKey, Any] = {}
         self.u: dict[OptionKey, Any] = {}
         self._penalties: list[Any] = []
+        self._deviations: dict[str, tuple[Any, Any]] = {}  # soft groups' shortfall and excess
         self._share_scale = _common_denominator(o.ref_per_unit for o in terms.options)
         self._add_variables()
         self._award_shape()
@@ -156,6 +157,7 @@ class AllocationModel:
             over = self.model.new_int_var(0, ceiling, f"over[{g.group_id}]") if soft else 0
             if soft and g.penalty is not None:
                 self._penalties += [g.penalty * short, g.penalty * over]
+                self._deviations[g.group_id] = (short, over)
             if self.terms.share_basis == "capacity":
                 if with_minimums and g.min_ref > 0:
                     self._rule(
@@ -311,6 +313,14 @@ class AllocationModel:
         expr, _ = self.fraction_expr(a)
         self.model.add(expr >= at_least)
 
+    def hint_deviations(self, deviations: dict[str, tuple[int, int]]) -> None:
+        """Hint the soft groups' shortfall and excess that go with a hinted allocation, so the
+        hint is complete (CP-SAT then takes it as a first solution at once)."""
+        for group_id, (short, over) in self._deviations.items():
+            if group_id in deviations:
+                self.model.add_hint(short, deviations[group_id][0])
+                self.model.add_hint(over, deviations[group_id][1])
+
     def hint(self, units: dict[OptionKey, int]) -> None:
         """Start the search from a known allocation (options not named get 0)."""
         self.model.clear_hints()
@@ -387,6 +397,9 @@ class AllocationModel:
         # full linearisation lets CP-SAT use it for the bound and the search.
         params.linearization_level = 2
         params.random_seed = options.seed
+        # A hint (the warm start) is complete and feasible: CP-SAT takes it as its first solution
+        # in presolve; searching along it again only costs time.
+        params.hint_conflict_limit = 0
         params.max_deterministic_time = options.work_limit
         params.relative_gap_limit = options.gap_limit
         if options.time_limit is not None:

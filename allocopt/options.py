@@ -40,3 +40,9 @@ class SolveOptions(BaseModel):
         gt=0,
         description="Wall-clock safety cap in seconds; a solve it stops may not reproduce.",
     )
+    warm_start: bool = Field(
+        default=True,
+        description="Merit objective: hint CP-SAT with a first allocation from the LP relaxation, "
+        "rounded, improved by a small node-limited MILP and filled greedily (deterministic); "
+        "used only when it satisfies every rule.",
+    )

@@ -19,7 +19,7 @@ from rich.console import Console, Group
 from rich.markup import escape
 from rich.table import Table
 
-from allocopt.compare import Comparison, rank_inversions
+from allocopt.compare import Comparison, percent, rank_inversions
 from allocopt.solution import Decision, GroupMetrics, Solution
 
 FORMATS = ("table", "markdown", "csv", "json", "html")
@@ -78,7 +78,7 @@ def headline(solution: Solution) -> list[tuple[str, str]]:
             gap = "proven optimal"
         elif solution.solver.stop_reason == "gap_limit":
             limit = float(str(solution.provenance.options.get("gap_limit", 0)))
-            gap = f"{obj.gap or 0:.4%}, proven within the {limit:.4%} gap limit"
+            gap = f"{percent(obj.gap or 0)}, proven within the {limit:.4%} gap limit"
         else:
             gap = f"{obj.gap or 0:.4%} (stopped by the {solution.solver.stop_reason.replace('_', ' ')})"
         proof = ("Gap to best bound", gap)

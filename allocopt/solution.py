@@ -286,6 +286,7 @@ class Provenance(Out):
     input_sha256: str = Field(description="sha256 of the canonical round embedded below.")
     allocopt_version: str = Field(description="allocopt version that solved the round.")
     ortools_version: str = Field(description="OR-Tools (CP-SAT) version used.")
+    scipy_version: str = Field(description="SciPy version used (its HiGHS computes the warm start).")
     python_version: str = Field(description="Python version used.")
     options: dict[str, object] = Field(description="Every solve option, as used.")
     seed: int = Field(description="CP-SAT random seed used.")

@@ -29,6 +29,7 @@ from allocopt.solution import (
     Timing,
 )
 from allocopt.terms import Terms, derive
+from allocopt.warmstart import share_deviations, warm_start
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,8 @@ def solve(
     else:
         model = AllocationModel(terms)
         model.maximise_merit()
+        if options.warm_start:
+            _hint_warm_start(model, terms)
         raw = model.solve(options, on_progress)
         if raw.status == "infeasible":
             raise InfeasibleError(_listed(_why_infeasible(terms, options, objective)))
@@ -146,12 +149,24 @@ def solve(
             input_sha256=sha256_of(rnd),
             allocopt_version=version("allocopt"),
             ortools_version=version("ortools"),
+            scipy_version=version("scipy"),
             python_version=platform.python_version(),
             options={**options.model_dump(mode="json"), "objective": objective},
             seed=options.seed,
         ),
         input=rnd,
     )
+
+
+def _hint_warm_start(model: AllocationModel, terms: Terms) -> None:
+    """Hint CP-SAT with the warm start's allocation (when it finds one), and the soft share
+    groups' deviations that go with it, so the hint is complete: CP-SAT then takes it as its
+    first solution at once instead of searching to complete it."""
+    first = warm_start(terms)
+    if first is None:
+        return
+    model.hint(first)
+    model.hint_deviations(share_deviations(terms, first))
 
 
 def _merit(terms: Terms, units: dict[OptionKey, int]) -> int:

@@ -323,6 +323,7 @@ def hand_solution(rnd: Round, awards: Awards, *, kind: str | None = None) -> Sol
             input_sha256=sha256_of(rnd.canonical()),
             allocopt_version="test",
             ortools_version="test",
+            scipy_version="test",
             python_version="test",
             options={"objective": kind},
             seed=0,

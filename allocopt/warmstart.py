@@ -1,0 +1,556 @@
+"""A first allocation to hint CP-SAT with: the LP relaxation, rounded, repaired and filled.
+
+The LP relaxation of the merit model (HiGHS via ``scipy.optimize.linprog``) is
+within a fraction of a percent of the optimum, and in a basic optimal solution
+only a few options, about as many as there are coupling rules (machines,
+commercial caps, shares), are fractional. Rounding it therefore loses little:
+
+1. solve the LP (u in [0, max_units], x in [0, 1], the model's rules with
+   integrality dropped; soft share bounds left out);
+2. round: each proposal keeps the option the LP gives the most merit, with its
+   units rounded down, within what is left on every rule; awards below their
+   minimum are dropped (pinned awards are placed first, as pinned);
+3. repair: share groups below their minimum get units on their own options,
+   highest merit per unit first;
+4. fill: leftover capacity goes to options by merit per unit, highest first
+   (more units to a funded option, or a new award of at least its minimum).
+
+The result is only a hint: it is used when ``feasible`` confirms it satisfies
+every hard rule, and the solver's answer never depends on its correctness.
+This module does not import OR-Tools.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+from scipy.optimize import Bounds, LinearConstraint, linprog, milp
+from scipy.sparse import coo_matrix
+
+from allocopt.terms import Option, Terms
+
+OptionKey = tuple[str, str]
+POOL_PER_RULE = 3  # proposals the MILP reconsiders per coupling rule, on each side of the LP's cut
+OPTIONS_PER_PROPOSAL = 3  # the MILP's options per proposal: those the LP values most
+MILP_NODES = 100  # HiGHS branch-and-bound node limit (deterministic, unlike a time limit)
+Units = dict[OptionKey, int]
+
+
+def warm_start(terms: Terms) -> Units | None:
+    """An allocation satisfying every hard rule, or None when this heuristic finds none."""
+    if not terms.options:
+        return None
+    lp = lp_units(terms)
+    found = [
+        u for u in (_Builder(terms).build(lp), _Builder(terms).build(lp, repair=False)) if feasible(terms, u)
+    ]
+    return max(found, key=lambda u: merit(terms, u)) if found else None
+
+
+# -- the LP relaxation -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Relaxation:
+    """An optimal solution of the LP relaxation: units per option (zeros left out) and, per
+    option, how much merit per unit of merit one unit there would cost (its reduced cost over
+    its coefficient: 0 for options the LP uses, larger for options further from being worth it)."""
+
+    units: dict[OptionKey, float]
+    cost: dict[OptionKey, float]
+
+
+def lp_units(terms: Terms) -> Relaxation | None:
+    """The LP relaxation of the merit model, solved by HiGHS (None if it fails)."""
+    opts = terms.options
+    n = len(opts)
+    index = {o.key: i for i, o in enumerate(opts)}
+    rows: list[np.ndarray] = []
+    cols: list[np.ndarray] = []
+    vals: list[np.ndarray] = []
+    rhs: list[float] = []
+
+    def add(c: list[int] | np.ndarray, v: list[float] | np.ndarray, bound: float) -> None:
+        c_arr = np.asarray(c, dtype=np.int64)
+        rows.append(np.full(len(c_arr), len(rhs), dtype=np.int64))
+        cols.append(c_arr)
+        vals.append(np.asarray(v, dtype=float))
+        rhs.append(bound)
+
+    # Variables: u[i] = column i, x[i] = column n + i. Award shape as one block of rows.
+    lo_units = np.array([o.min_units for o in opts], dtype=float)
+    hi_units = np.array([o.max_units for o in opts], dtype=float)
+    ar = np.arange(n)
+    shape_rows = np.concatenate([ar, ar, n + ar, n + ar])
+    shape_cols = np.concatenate([n + ar, ar, ar, n + ar])
+    shape_vals = np.concatenate([lo_units, -np.ones(n), np.ones(n), -hi_units])
+    base = 2 * n
+
+    by_proposal: dict[str, list[int]] = defaultdict(list)
+    by_machine: dict[str, list[int]] = defaultdict(list)
+    by_group: dict[str, list[int]] = defaultdict(list)
+    for i, o in enumerate(opts):
+        a = terms.assessments[o.proposal_id]
+        by_proposal[o.proposal_id].append(i)
+        by_machine[o.machine_id].append(i)
+        if a.group_id is not None:
+            by_group[a.group_id].append(i)
+    for idx in by_proposal.values():
+        if len(idx) > 1:
+            add([n + i for i in idx], [1.0] * len(idx), 1.0)  # one option per proposal
+    for m in terms.round.machines:
+        on = by_machine.get(m.id, [])
+        if on:
+            add(on, [1.0] * len(on), m.gpu_hours // m.award_unit)
+        comm = [i for i in on if terms.assessments[opts[i].proposal_id].commercial]
+        if comm:
+            add(comm, [1.0] * len(comm), terms.commercial_cap_hours[m.id] // m.award_unit)
+    ref = np.array([float(o.ref_per_unit) for o in opts])
+    for g in terms.groups.values():
+        if g.soft:
+            continue
+        members = by_group.get(g.group_id, [])
+        if terms.share_basis == "capacity":
+            if g.min_ref > 0:
+                add(members, -ref[members], -float(g.min_ref))
+            if members and g.max_ref < terms.total_ref:
+                add(members, ref[members], float(g.max_ref))
+        else:
+            coef_lo = float(g.min_share) * ref
+            coef_hi = -float(g.max_share) * ref
+            coef_lo[members] -= ref[members]
+            coef_hi[members] += ref[members]
+            if g.min_share > 0:
+                add(ar, coef_lo, 0.0)
+            if g.max_share < 1:
+                add(ar, coef_hi, 0.0)
+    for group in terms.round.policy.exclusive:
+        idx = [i for pid in group.proposals for i in by_proposal.get(pid, [])]
+        if len(idx) > 1:
+            add([n + i for i in idx], [1.0] * len(idx), 1.0)
+    k = terms.round.policy.max_awards_per_organisation
+    if k is not None:
+        by_org: dict[str, list[int]] = defaultdict(list)
+        for pid, idx in by_proposal.items():
+            by_org[terms.assessments[pid].organisation] += idx
+        for idx in by_org.values():
+            add([n + i for i in idx], [1.0] * len(idx), float(k))
+
+    lower = np.zeros(2 * n)
+    upper = np.concatenate([hi_units, np.ones(n)])
+    fund_sets: list[list[int]] = []  # x of a fund-pinned proposal's options sum to 1
+    for a in terms.assessments.values():
+        pin = a.pin
+        if pin is None or not a.options:
+            continue
+        idx = by_proposal[a.proposal.id]
+        if pin.action == "exclude":
+            upper[idx] = 0.0
+            upper[[n + i for i in idx]] = 0.0
+            continue
+        if pin.machine is not None:
+            for i in idx:
+                if opts[i].machine_id != pin.machine:
+                    upper[i] = upper[n + i] = 0.0
+            j = index.get((a.proposal.id, pin.machine))
+            if j is not None and pin.gpu_hours is not None:
+                lower[j] = upper[j] = float(pin.gpu_hours // opts[j].unit_hours)
+        fund_sets.append([n + i for i in idx])
+
+    a_ub = coo_matrix(
+        (
+            np.concatenate([shape_vals, *vals]) if vals else shape_vals,
+            (
+                np.concatenate([shape_rows, *(r + base for r in rows)]) if rows else shape_rows,
+                np.concatenate([shape_cols, *cols]) if cols else shape_cols,
+            ),
+        ),
+        shape=(base + len(rhs), 2 * n),
+    ).tocsr()
+    b_ub = np.concatenate([np.zeros(base), np.array(rhs, dtype=float)])
+    c = np.concatenate([-np.array([o.coef for o in opts], dtype=float), np.zeros(n)])
+    a_eq, b_eq = None, None
+    if fund_sets:
+        eq_rows = [r for r, idx in enumerate(fund_sets) for _ in idx]
+        eq_cols = [i for idx in fund_sets for i in idx]
+        a_eq = coo_matrix((np.ones(len(eq_cols)), (eq_rows, eq_cols)), shape=(len(fund_sets), 2 * n)).tocsr()
+        b_eq = np.ones(len(fund_sets))
+    bounds = np.column_stack([lower, upper])
+    res = linprog(c, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs")
+    if res.status != 0:
+        return None
+    marginals = res.lower.marginals + res.upper.marginals
+    reduced = np.abs(marginals[:n] + marginals[n:] / np.maximum(hi_units, 1.0))
+    return Relaxation(
+        units={o.key: float(res.x[i]) for i, o in enumerate(opts) if res.x[i] > 1e-9},
+        cost={o.key: float(reduced[i]) / max(o.coef, 1) for i, o in enumerate(opts)},
+    )
+
+
+# -- rounding, repair and fill ----------------------------------------------------------
+
+
+class _Builder:
+    """Builds an allocation under every rule it tracks (all but awarded-basis shares)."""
+
+    def __init__(self, terms: Terms) -> None:
+        self.terms = terms
+        rnd = terms.round
+        self.scale = _common_denominator(o.ref_per_unit for o in terms.options)
+        self.left = {m.id: m.gpu_hours // m.award_unit for m in rnd.machines}
+        self.commercial_left = {m.id: terms.commercial_cap_hours[m.id] // m.award_unit for m in rnd.machines}
+        # Share maxima on capacity, soft ones too (crossing them costs merit), in scaled hours.
+        self.group_room: dict[str, int | None] = {}
+        for g in terms.groups.values():
+            capped = terms.share_basis == "capacity" and g.max_ref < terms.total_ref
+            self.group_room[g.group_id] = math.floor(g.max_ref * self.scale) if capped else None
+        self.held: dict[str, int] = defaultdict(int)
+        self.units: Units = {}
+        self.funded: set[str] = set()
+        self.exclusive_of: dict[str, list[int]] = defaultdict(list)
+        self.exclusive_taken: list[bool] = []
+        for j, group in enumerate(rnd.policy.exclusive):
+            self.exclusive_taken.append(False)
+            for pid in group.proposals:
+                self.exclusive_of[pid].append(j)
+        self.org_cap = rnd.policy.max_awards_per_organisation
+        self.org_count: dict[str, int] = defaultdict(int)
+
+    def _ref(self, o: Option) -> int:
+        return int(o.ref_per_unit * self.scale)
+
+    def room(self, o: Option) -> int:
+        """How many more units o can take now (capacity, commercial cap, share maximum, request)."""
+        a = self.terms.assessments[o.proposal_id]
+        more = min(o.max_units - self.units.get(o.key, 0), self.left[o.machine_id])
+        if a.commercial:
+            more = min(more, self.commercial_left[o.machine_id])
+        if a.group_id is not None:
+            room = self.group_room.get(a.group_id)
+            if room is not None:
+                more = min(more, room // self._ref(o))
+        return max(more, 0)
+
+    def may_fund(self, o: Option) -> bool:
+        """Can o's proposal be newly funded on o (pins, exclusivity, organisation caps)?"""
+        a = self.terms.assessments[o.proposal_id]
+        if o.proposal_id in self.funded:
+            return False
+        pin = a.pin
+        if pin is not None and (pin.action == "exclude" or (pin.machine not in (None, o.machine_id))):
+            return False
+        if any(self.exclusive_taken[j] for j in self.exclusive_of.get(o.proposal_id, [])):
+            return False
+        return self.org_cap is None or self.org_count[a.organisation] < self.org_cap
+
+    def give(self, o: Option, more: int) -> None:
+        a = self.terms.assessments[o.proposal_id]
+        if o.proposal_id not in self.funded:
+            self.funded.add(o.proposal_id)
+            for j in self.exclusive_of.get(o.proposal_id, []):
+                self.exclusive_taken[j] = True
+            self.org_count[a.organisation] += 1
+        self.units[o.key] = self.units.get(o.key, 0) + more
+        self.left[o.machine_id] -= more
+        if a.commercial:
+            self.commercial_left[o.machine_id] -= more
+        if a.group_id is not None:
+            self.held[a.group_id] += more * self._ref(o)
+            room = self.group_room.get(a.group_id)
+            if room is not None:
+                self.group_room[a.group_id] = room - more * self._ref(o)
+
+    def fixed(self, o: Option) -> bool:
+        """True when a pin fixes o's award exactly."""
+        pin = self.terms.assessments[o.proposal_id].pin
+        return pin is not None and pin.action == "fund" and pin.gpu_hours is not None
+
+    def build(self, relaxation: Relaxation | None, repair: bool = True) -> Units:
+        """Pins, then the LP rounded (with a small MILP over what rounding cannot settle when
+        ``repair``), then share minimums repaired, then leftover capacity filled."""
+        terms = self.terms
+        lp = relaxation.units if relaxation is not None else {}
+        # Pinned awards first, as pinned (the least they may be).
+        for a in terms.assessments.values():
+            pin = a.pin
+            if pin is None or pin.action != "fund" or not a.options:
+                continue
+            choices = [o for o in a.options if pin.machine in (None, o.machine_id)]
+            choices.sort(key=lambda o: (-lp.get(o.key, 0.0) * o.coef, -o.coef, o.machine_id))
+            for o in choices:
+                want = pin.gpu_hours // o.unit_hours if pin.gpu_hours is not None else o.min_units
+                if self.may_fund(o) and self.room(o) >= want:
+                    self.give(o, want)
+                    break
+        # Round the LP: each proposal's option of most LP merit, rounded down. With repair,
+        # only whole awards the LP gives on one option are kept; the rest go to the MILP.
+        used: dict[str, list[Option]] = defaultdict(list)
+        for o in terms.options:
+            if lp.get(o.key, 0.0) > 0:
+                used[o.proposal_id].append(o)
+        unsettled: set[str] = set()
+        if repair and relaxation is not None:
+            # The funded proposals the LP values least go to the MILP too, to make room for swaps.
+            costs = {pid: min(relaxation.cost[o.key] for o in os) for pid, os in used.items()}
+            unsettled = set(sorted(costs, key=lambda pid: (costs[pid], pid))[: self._pool()])
+        ordered = sorted(used.values(), key=lambda os: (-max(lp[o.key] * o.coef for o in os), os[0].key))
+        for os in ordered:
+            o = max(os, key=lambda o: (lp[o.key] * o.coef, o.machine_id))
+            if o.proposal_id in self.funded:
+                continue
+            want = min(math.floor(lp[o.key] + 1e-6), self.room(o))
+            whole = len(os) == 1 and abs(lp[o.key] - round(lp[o.key])) <= 1e-6
+            if repair and (o.proposal_id in unsettled or not (whole and want >= o.min_units)):
+                unsettled.add(o.proposal_id)
+            elif want >= o.min_units and self.may_fund(o):
+                self.give(o, want)
+        if repair and relaxation is not None:
+            self._milp(relaxation, unsettled)
+        by_density = sorted(terms.options, key=lambda o: (-o.coef, o.key))
+        # Repair share minimums (capacity basis), best merit per unit first.
+        if terms.share_basis == "capacity":
+            for g in terms.groups.values():
+                need = math.ceil(g.min_ref * self.scale) - self.held[g.group_id]
+                if need <= 0:
+                    continue
+                for o in by_density:
+                    if terms.assessments[o.proposal_id].group_id != g.group_id:
+                        continue
+                    need = math.ceil(g.min_ref * self.scale) - self.held[g.group_id]
+                    if need <= 0:
+                        break
+                    self._add(o, cap=math.ceil(need / self._ref(o)))
+        # Fill what is left, best merit per unit first.
+        for o in by_density:
+            self._add(o, cap=None)
+        return self.units
+
+    def _pool(self) -> int:
+        """How many proposals on each side of the LP's cut the MILP reconsiders."""
+        rows = 2 * len(self.terms.round.machines) + 2 * len(self.terms.groups) + 10
+        return POOL_PER_RULE * rows
+
+    def _milp(self, relaxation: Relaxation, unsettled: set[str]) -> None:
+        """Award the unsettled proposals and the unfunded ones closest to being worth funding
+        by a small MILP (HiGHS) in what is left of every rule. Deterministic: a node limit,
+        no time limit."""
+        terms = self.terms
+        best_cost: dict[str, float] = {}
+        for o in terms.options:
+            pid = o.proposal_id
+            if pid in self.funded or pid in unsettled:
+                continue
+            c = relaxation.cost.get(o.key, math.inf)
+            if c < best_cost.get(pid, math.inf):
+                best_cost[pid] = c
+        extra = sorted(best_cost, key=lambda pid: (best_cost[pid], pid))[: self._pool()]
+        free = []
+        for pid in sorted(unsettled | set(extra)):
+            fits = [
+                o
+                for o in terms.assessments[pid].options
+                if pid not in self.funded and self.may_fund(o) and self.room(o) >= o.min_units
+            ]
+            fits.sort(key=lambda o: (relaxation.cost.get(o.key, math.inf), o.machine_id))
+            free += fits[:OPTIONS_PER_PROPOSAL]
+        if not free:
+            return
+        n = len(free)
+        entries: list[tuple[int, int, float]] = []
+        lo: list[float] = []
+        hi: list[float] = []
+
+        def add(cols: list[tuple[int, float]], low: float, high: float) -> None:
+            r = len(lo)
+            entries.extend((r, c, v) for c, v in cols)
+            lo.append(low)
+            hi.append(high)
+
+        for i, o in enumerate(free):
+            add([(n + i, float(o.min_units)), (i, -1.0)], -math.inf, 0.0)
+            add([(i, 1.0), (n + i, -float(o.max_units))], -math.inf, 0.0)
+        by: dict[tuple[str, str], list[int]] = defaultdict(list)
+        for i, o in enumerate(free):
+            a = terms.assessments[o.proposal_id]
+            by[("p", o.proposal_id)].append(i)
+            by[("m", o.machine_id)].append(i)
+            if a.commercial:
+                by[("c", o.machine_id)].append(i)
+            if a.group_id is not None:
+                by[("g", a.group_id)].append(i)
+            by[("o", a.organisation)].append(i)
+            for j in self.exclusive_of.get(o.proposal_id, []):
+                by[("e", str(j))].append(i)
+        for (kind, name), idx in sorted(by.items()):
+            if kind in ("p", "e") and len(idx) > 1:
+                add([(n + i, 1.0) for i in idx], -math.inf, 1.0)
+            elif kind == "m":
+                add([(i, 1.0) for i in idx], -math.inf, float(self.left[name]))
+            elif kind == "c":
+                add([(i, 1.0) for i in idx], -math.inf, float(self.commercial_left[name]))
+            elif kind == "o" and self.org_cap is not None:
+                add([(n + i, 1.0) for i in idx], -math.inf, float(self.org_cap - self.org_count[name]))
+            elif kind == "g":
+                g = terms.groups[name]
+                room = self.group_room.get(name)
+                need = math.ceil(g.min_ref * self.scale) - self.held[name]
+                low = need / self.scale if terms.share_basis == "capacity" and need > 0 else -math.inf
+                high = room / self.scale if room is not None else math.inf
+                if low > -math.inf or high < math.inf:
+                    # Slightly inside the bounds, so float round-off cannot cross them.
+                    add([(i, float(free[i].ref_per_unit)) for i in idx], low * (1 + 1e-9), high * (1 - 1e-9))
+        at = np.array(entries, dtype=float)
+        matrix = coo_matrix(
+            (at[:, 2], (at[:, 0].astype(np.int64), at[:, 1].astype(np.int64))), shape=(len(lo), 2 * n)
+        ).tocsr()
+        res = milp(
+            -np.concatenate([np.array([o.coef for o in free], dtype=float), np.zeros(n)]),
+            integrality=np.ones(2 * n),
+            bounds=Bounds(np.zeros(2 * n), np.concatenate([[o.max_units for o in free], np.ones(n)])),
+            constraints=LinearConstraint(matrix, np.array(lo), np.array(hi)),
+            options={"node_limit": MILP_NODES, "mip_rel_gap": 1e-6, "presolve": True},
+        )
+        if res.x is None:
+            return
+        for i, o in enumerate(free):
+            want = round(res.x[i])
+            if want >= o.min_units and self.may_fund(o) and self.room(o) >= want:
+                self.give(o, want)
+
+    def _add(self, o: Option, cap: int | None) -> None:
+        """More units on o (a new award only if at least its minimum fits), at most cap more."""
+        if self.fixed(o):
+            return
+        more = self.room(o)
+        if cap is not None:
+            more = min(more, cap) if o.key in self.units else max(min(more, cap), min(more, o.min_units))
+        if o.key in self.units:
+            if more > 0:
+                self.give(o, more)
+        elif more >= o.min_units and self.may_fund(o):
+            self.give(o, more)
+
+
+# -- an independent check of every hard rule -----------------------------------------------
+
+
+def feasible(terms: Terms, units: Units) -> bool:
+    """True when these award units satisfy every hard rule of the round's terms."""
+    known = {o.key for o in terms.options}
+    if any(v < 0 or (v > 0 and key not in known) for key, v in units.items()):
+        return False
+    rnd = terms.round
+    on_machine: dict[str, int] = defaultdict(int)
+    commercial: dict[str, int] = defaultdict(int)
+    held: dict[str, Fraction] = defaultdict(Fraction)
+    awarded = Fraction(0)
+    funded: set[str] = set()
+    for a in terms.assessments.values():
+        used = [(o, units.get(o.key, 0)) for o in a.options if units.get(o.key, 0) > 0]
+        if not used:
+            if a.pin is not None and a.pin.action == "fund":
+                return False
+            continue
+        funded.add(a.proposal.id)
+        if any(u > o.max_units for o, u in used):
+            return False
+        if a.split:
+            if len(used) > a.proposal.max_machines:
+                return False
+            if sum((o.f * u for o, u in used), Fraction(0)) > 1:
+                return False
+            if sum((o.g * u for o, u in used), Fraction(0)) < 1:
+                return False
+        elif len(used) != 1 or used[0][1] < used[0][0].min_units:
+            return False
+        pin = a.pin
+        if pin is not None:
+            if pin.action == "exclude":
+                return False
+            if pin.machine is not None:
+                if any(o.machine_id != pin.machine for o, _ in used):
+                    return False
+                if pin.gpu_hours is not None and used[0][1] * used[0][0].unit_hours != pin.gpu_hours:
+                    return False
+        for o, u in used:
+            on_machine[o.machine_id] += u
+            if a.commercial:
+                commercial[o.machine_id] += u
+            if a.group_id is not None:
+                held[a.group_id] += u * o.ref_per_unit
+            awarded += u * o.ref_per_unit
+    for m in rnd.machines:
+        if on_machine[m.id] > m.gpu_hours // m.award_unit:
+            return False
+        if commercial[m.id] > terms.commercial_cap_hours[m.id] // m.award_unit:
+            return False
+    for g in terms.groups.values():
+        if g.soft:
+            continue
+        h = held[g.group_id]
+        if terms.share_basis == "capacity":
+            if h < g.min_ref or h > g.max_ref:
+                return False
+        elif h < g.min_share * awarded or h > g.max_share * awarded:
+            return False
+    for group in rnd.policy.exclusive:
+        if sum(1 for pid in group.proposals if pid in funded) > 1:
+            return False
+    k = rnd.policy.max_awards_per_organisation
+    if k is not None:
+        per_org: dict[str, int] = defaultdict(int)
+        for pid in funded:
+            per_org[terms.assessments[pid].organisation] += 1
+        if any(v > k for v in per_org.values()):
+            return False
+    return True
+
+
+def merit(terms: Terms, units: Units) -> int:
+    """The scaled merit of these units (soft-share penalties not counted)."""
+    return sum(o.coef * units.get(o.key, 0) for o in terms.options)
+
+
+def _common_denominator(values: object) -> int:
+    scale = 1
+    for v in values:  # type: ignore[attr-defined]
+        scale = math.lcm(scale, v.denominator)
+    return scale
+
+
+def share_deviations(terms: Terms, units: Units) -> dict[str, tuple[int, int]]:
+    """For each soft share group, the least (shortfall, excess) in whole reference GPU-hours the
+    model's deviation variables must take with these units (to complete a hint)."""
+    scale = _common_denominator(o.ref_per_unit for o in terms.options)
+    held: dict[str, int] = defaultdict(int)
+    awarded = 0
+    for o in terms.options:
+        u = units.get(o.key, 0)
+        if u:
+            r = int(o.ref_per_unit * scale) * u
+            awarded += r
+            group = terms.assessments[o.proposal_id].group_id
+            if group is not None:
+                held[group] += r
+    out: dict[str, tuple[int, int]] = {}
+    for g in terms.groups.values():
+        if not g.soft:
+            continue
+        h = held[g.group_id]
+        if terms.share_basis == "capacity":
+            short = math.ceil(g.min_ref * scale) - h
+            over = h - math.floor(g.max_ref * scale)
+            out[g.group_id] = (max(0, -(-short // scale)), max(0, -(-over // scale)))
+        else:
+            lo, hi = g.min_share, g.max_share
+            short = lo.numerator * awarded - lo.denominator * h
+            over = hi.denominator * h - hi.numerator * awarded
+            out[g.group_id] = (
+                max(0, -(-short // (lo.denominator * scale))),
+                max(0, -(-over // (hi.denominator * scale))),
+            )
+    return out

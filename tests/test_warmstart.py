@@ -1,0 +1,79 @@
+"""The warm start: its allocation satisfies every rule, and it never changes the optimum."""
+
+from __future__ import annotations
+
+import pytest
+
+from allocopt import SolveOptions, solve
+from allocopt.generate import generate_round
+from allocopt.model import AllocationModel, RawResult
+from allocopt.options import SolveOptions as Options
+from allocopt.round import Round
+from allocopt.solution import Solution
+from allocopt.terms import derive
+from allocopt.verify import verify
+from allocopt.warmstart import feasible, merit, warm_start
+from tests.helpers import group, machine, make_round, pin, proposal
+
+ROUNDS = [(40, 3, 1, False), (60, 4, 2, False), (40, 3, 1, True), (80, 5, 3, True), (120, 6, 4, True)]
+
+
+def _solution_of(rnd: Round, monkeypatch: pytest.MonkeyPatch) -> Solution:
+    """The warm start turned into a Solution by the normal pipeline (CP-SAT replaced by it)."""
+
+    def fake_solve(self: object, options: Options, on_progress: object = None) -> RawResult:
+        terms = self.terms  # type: ignore[attr-defined]
+        units = warm_start(terms)
+        assert units is not None
+        value = merit(terms, units)
+        return RawResult("feasible", "work_limit", units=units, objective=value, bound=value)
+
+    monkeypatch.setattr(AllocationModel, "solve", fake_solve)
+    return solve(rnd, SolveOptions(warm_start=False))
+
+
+@pytest.mark.parametrize(("proposals", "machines", "seed", "fuller"), ROUNDS)
+def test_warm_start_satisfies_every_rule(
+    proposals: int, machines: int, seed: int, fuller: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On generated rounds (core and fuller policy language) the warm start exists, its own
+    check accepts it, and verify, which recomputes every rule independently, agrees."""
+    rnd = generate_round(proposals, machines, seed, policy_language=fuller)
+    terms = derive(rnd.canonical())
+    units = warm_start(terms)
+    assert units is not None
+    assert feasible(terms, units)
+    solution = _solution_of(rnd, monkeypatch)
+    violations = verify(rnd, solution)
+    assert not violations, "\n".join(map(str, violations))
+
+
+def test_feasible_rejects_broken_allocations() -> None:
+    """feasible() catches capacity, minimum, machine count, pins and share minimums."""
+    rnd = make_round(
+        machines=[machine("m1"), machine("m2")],
+        proposals=[proposal("P1", request=6000, minimum=3000), proposal("P2", kind="industry", request=4000)],
+        groups=[group("ind", ["industry"], min_share=0.1)],
+        pins=[pin("P1", machine="m1")],
+    )
+    terms = derive(rnd.canonical())
+    good = {("P1", "m1"): 6, ("P2", "m2"): 2}
+    assert feasible(terms, good)
+    assert not feasible(terms, {("P1", "m1"): 2, ("P2", "m2"): 2})  # below P1's minimum
+    assert not feasible(terms, {("P1", "m2"): 6, ("P2", "m1"): 2})  # P1 is pinned to m1
+    assert not feasible(terms, {("P1", "m1"): 6, ("P1", "m2"): 1, ("P2", "m2"): 2})  # two machines
+    assert not feasible(terms, {("P1", "m1"): 6})  # the industry share minimum (2,000 h)
+    assert not feasible(terms, {("P2", "m2"): 2})  # the fund pin
+
+
+@pytest.mark.parametrize(("proposals", "machines", "seed", "fuller"), ROUNDS[:4])
+def test_same_optimum_with_and_without_warm_start(
+    proposals: int, machines: int, seed: int, fuller: bool
+) -> None:
+    """The warm start is only a hint: proven optima are the same with it and without it."""
+    rnd = generate_round(proposals, machines, seed, policy_language=fuller)
+    on = solve(rnd, SolveOptions(gap_limit=0.0, warm_start=True))
+    off = solve(rnd, SolveOptions(gap_limit=0.0, warm_start=False))
+    assert on.solver.status == off.solver.status == "optimal"
+    assert on.objective.scaled == off.objective.scaled
+    assert not verify(rnd, on)
