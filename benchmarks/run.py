@@ -48,14 +48,14 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from fractions import Fraction
 
 import numpy as np
 from rich.console import Console
 from rich.table import Table
-from scipy.optimize import linprog
-from scipy.sparse import coo_matrix
+from scipy.optimize import Bounds, LinearConstraint, linprog, milp
+from scipy.sparse import coo_matrix, csr_matrix
 
 from allocopt.errors import AllocoptError
 from allocopt.generate import generate_round
@@ -65,6 +65,7 @@ from allocopt.terms import Option, Terms, derive
 from allocopt.verify import verify
 
 Units = dict[tuple[str, str], int]
+TARGETS = {300: 8, 2000: 12, 10000: 30}  # the performance issue's sizes: proposals -> machines
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,9 @@ class Row:
     lp_bound: float | None
     lp_seconds: float
     peak_mb: float
+    machines: int = 8
+    cpu: float = 0.0  # CPU seconds of solve() (process time, not disturbed by other load)
+    highs: HighsResult | None = None
 
 
 # -- greedy fills ----------------------------------------------------------------
@@ -199,12 +203,22 @@ def check_rules(terms: Terms, units: Units) -> None:
 # -- LP relaxation ---------------------------------------------------------------
 
 
-def lp_bound(terms: Terms) -> float | None:
-    """The optimum of allocopt's model with integrality dropped (None if HiGHS fails)."""
+@dataclass
+class LinearModel:
+    """allocopt's model as matrices: maximise coef . u subject to a_ub [u, x] <= b_ub, bounds."""
+
+    c: np.ndarray  # to minimise (the negated merit coefficients; zeros for x)
+    a_ub: csr_matrix
+    b_ub: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+
+
+def linear_model(terms: Terms) -> LinearModel:
+    """u[o] in [0, max_units] (columns 0..n-1), x[o] in [0, 1] (columns n..2n-1), every rule
+    generated rounds use (see ``check_supported``), the merit coefficients."""
     opts = terms.options
     n = len(opts)
-    if n == 0:
-        return 0.0
     rows: list[int] = []
     cols: list[int] = []
     vals: list[float] = []
@@ -218,34 +232,86 @@ def lp_bound(terms: Terms) -> float | None:
             vals.append(v)
         rhs.append(bound)
 
-    # Variables: u[i] = column i, x[i] = column n + i.
     for i, o in enumerate(opts):
         add([(n + i, o.min_units), (i, -1.0)], 0.0)  # min_units * x <= u
         add([(i, 1.0), (n + i, -o.max_units)], 0.0)  # u <= max_units * x
     by_proposal: dict[str, list[int]] = defaultdict(list)
+    by_machine: dict[str, list[int]] = defaultdict(list)
+    by_group: dict[str, list[int]] = defaultdict(list)
     for i, o in enumerate(opts):
         by_proposal[o.proposal_id].append(i)
+        by_machine[o.machine_id].append(i)
+        group = terms.assessments[o.proposal_id].group_id
+        if group is not None:
+            by_group[group].append(i)
     for idx in by_proposal.values():
         if len(idx) > 1:
             add([(n + i, 1.0) for i in idx], 1.0)  # one machine per proposal
     for m in terms.round.machines:
-        on = [i for i, o in enumerate(opts) if o.machine_id == m.id]
+        on = by_machine.get(m.id, [])
         if on:
             add([(i, 1.0) for i in on], m.gpu_hours // m.award_unit)
         comm = [i for i in on if terms.assessments[opts[i].proposal_id].commercial]
         if comm:
             add([(i, 1.0) for i in comm], terms.commercial_cap_hours[m.id] // m.award_unit)
     for g in terms.groups.values():
-        members = [i for i, o in enumerate(opts) if terms.assessments[o.proposal_id].group_id == g.group_id]
+        members = by_group.get(g.group_id, [])
         if g.min_ref > 0:
             add([(i, -float(opts[i].ref_per_unit)) for i in members], -float(g.min_ref))
         if members and g.max_ref < terms.total_ref:
             add([(i, float(opts[i].ref_per_unit)) for i in members], float(g.max_ref))
-    a_ub = coo_matrix((vals, (rows, cols)), shape=(len(rhs), 2 * n)).tocsr()
-    c = np.concatenate([-np.array([o.coef for o in opts], dtype=float), np.zeros(n)])
-    bounds = [(0.0, float(o.max_units)) for o in opts] + [(0.0, 1.0)] * n
-    res = linprog(c, A_ub=a_ub, b_ub=np.array(rhs), bounds=bounds, method="highs")
+    return LinearModel(
+        c=np.concatenate([-np.array([o.coef for o in opts], dtype=float), np.zeros(n)]),
+        a_ub=coo_matrix((vals, (rows, cols)), shape=(len(rhs), 2 * n)).tocsr(),
+        b_ub=np.array(rhs),
+        lower=np.zeros(2 * n),
+        upper=np.concatenate([np.array([o.max_units for o in opts], dtype=float), np.ones(n)]),
+    )
+
+
+def lp_bound(terms: Terms) -> float | None:
+    """The optimum of allocopt's model with integrality dropped (None if HiGHS fails)."""
+    if not terms.options:
+        return 0.0
+    lm = linear_model(terms)
+    bounds = np.column_stack([lm.lower, lm.upper])
+    res = linprog(lm.c, A_ub=lm.a_ub, b_ub=lm.b_ub, bounds=bounds, method="highs")
     return float(-res.fun) if res.status == 0 else None
+
+
+@dataclass(frozen=True)
+class HighsResult:
+    objective: float | None  # the best integer solution's merit (None: none found)
+    status: str
+    gap: float | None  # HiGHS's own proven relative gap
+    seconds: float
+    peak_mb: float
+
+
+def run_highs(proposals: int, machines: int, seed: int, time_limit: float) -> HighsResult:
+    """HiGHS (scipy.optimize.milp) on the same model, integral, within time_limit wall seconds
+    (runs in its own process: generating the round and building the model are not timed)."""
+    terms = derive(generate_round(proposals, machines, seed, policy_language=False))
+    lm = linear_model(terms)
+    started = time.perf_counter()
+    res = milp(
+        lm.c,
+        integrality=np.ones(len(lm.c)),
+        bounds=Bounds(lm.lower, lm.upper),
+        constraints=LinearConstraint(lm.a_ub, -np.inf, lm.b_ub),
+        options={"time_limit": max(time_limit, 1.0), "mip_rel_gap": SolveOptions().gap_limit},
+    )
+    seconds = time.perf_counter() - started
+    status = {0: "optimal", 1: "limit", 2: "infeasible", 3: "unbounded"}.get(res.status, "other")
+    if status == "limit" and res.x is not None:
+        status = "feasible"
+    return HighsResult(
+        objective=float(-res.fun) if res.x is not None else None,
+        status=status,
+        gap=float(res.mip_gap) if res.x is not None and getattr(res, "mip_gap", None) is not None else None,
+        seconds=seconds,
+        peak_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    )
 
 
 # -- one round -------------------------------------------------------------------
@@ -260,7 +326,9 @@ def check_supported(terms: Terms) -> None:
     assert all(p.max_machines == 1 and not p.efficiency for p in terms.round.proposals)
 
 
-def run_one(proposals: int, machines: int, seed: int, work_limit: float, workers: int) -> Row:
+def run_one(
+    proposals: int, machines: int, seed: int, work_limit: float, workers: int, warm_start: bool = True
+) -> Row:
     """Generate, solve, verify and compare one round (runs in its own process)."""
     rnd = generate_round(proposals, machines, seed, policy_language=False)
     terms = derive(rnd)
@@ -274,14 +342,15 @@ def run_one(proposals: int, machines: int, seed: int, work_limit: float, workers
     lp_seconds = time.perf_counter() - started
 
     status, stop, obj, gap, det = "error", "-", None, None, 0.0
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     try:
-        solution = solve(rnd, SolveOptions(work_limit=work_limit, workers=workers))
+        solution = solve(rnd, SolveOptions(work_limit=work_limit, workers=workers, warm_start=warm_start))
     except AllocoptError as exc:
         status = type(exc).__name__
-        wall = time.perf_counter() - started
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     else:
-        wall = time.perf_counter() - started  # solve() alone: terms, model, CP-SAT, solution
+        # solve() alone: terms, warm start, model, CP-SAT, solution
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
         violations = verify(rnd, solution)
         assert not violations, "allocopt's solution breaks rules:\n" + "\n".join(map(str, violations))
         status, stop = solution.solver.status, solution.solver.stop_reason
@@ -304,6 +373,8 @@ def run_one(proposals: int, machines: int, seed: int, work_limit: float, workers
         lp_bound=bound,
         lp_seconds=lp_seconds,
         peak_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        machines=machines,
+        cpu=cpu,
     )
 
 
@@ -316,8 +387,10 @@ def _ratio(a: float | None, b: float | None) -> str:
 
 def table(rows: list[Row], title: str) -> Table:
     t = Table(title=title)
-    for name, justify in [
+    with_highs = any(r.highs is not None for r in rows)
+    columns = [
         ("proposals", "right"),
+        ("machines", "right"),
         ("seed", "right"),
         ("options", "right"),
         ("status", "left"),
@@ -325,6 +398,7 @@ def table(rows: list[Row], title: str) -> Table:
         ("allocopt obj", "right"),
         ("gap", "right"),
         ("wall s", "right"),
+        ("cpu s", "right"),
         ("det s", "right"),
         ("rank/allocopt", "right"),
         ("rank mins", "center"),
@@ -333,11 +407,21 @@ def table(rows: list[Row], title: str) -> Table:
         ("LP bound", "right"),
         ("allocopt/LP", "right"),
         ("peak MB", "right"),
-    ]:
+    ]
+    if with_highs:
+        columns += [
+            ("HiGHS/allocopt", "right"),
+            ("HiGHS/LP", "right"),
+            ("HiGHS status", "left"),
+            ("HiGHS gap", "right"),
+            ("HiGHS MB", "right"),
+        ]
+    for name, justify in columns:
         t.add_column(name, justify=justify)  # type: ignore[arg-type]
     for r in rows:
-        t.add_row(
+        cells = [
             str(r.proposals),
+            str(r.machines),
             str(r.seed),
             str(r.options),
             r.status,
@@ -345,6 +429,7 @@ def table(rows: list[Row], title: str) -> Table:
             f"{r.objective:,}" if r.objective is not None else "-",
             f"{r.gap:.2e}" if r.gap is not None else "-",
             f"{r.wall:.1f}",
+            f"{r.cpu:.1f}",
             f"{r.det:.1f}",
             _ratio(r.rank_objective, r.objective),
             "yes" if r.rank_mins else "no",
@@ -353,7 +438,17 @@ def table(rows: list[Row], title: str) -> Table:
             f"{r.lp_bound:,.0f}" if r.lp_bound is not None else "-",
             _ratio(r.objective, r.lp_bound),
             f"{r.peak_mb:.0f}",
-        )
+        ]
+        if with_highs:
+            h = r.highs
+            cells += [
+                _ratio(h.objective, r.objective) if h else "-",
+                _ratio(h.objective, r.lp_bound) if h else "-",
+                h.status if h else "-",
+                f"{h.gap:.2e}" if h and h.gap is not None else "-",
+                f"{h.peak_mb:.0f}" if h else "-",
+            ]
+        t.add_row(*cells)
     return t
 
 
@@ -388,28 +483,66 @@ def main(argv: list[str] | None = None) -> None:
         help=f"CP-SAT workers (default {defaults.workers}, as allocopt's)",
     )
     parser.add_argument("--quick", action="store_true", help="smoke run: size 100, first seed only")
+    parser.add_argument(
+        "--targets",
+        action="store_true",
+        help="the performance issue's sizes (300 x 8, 2000 x 12, 10000 x 30; --target-sizes to choose) "
+        "with the HiGHS column",
+    )
+    parser.add_argument(
+        "--target-sizes",
+        type=_ints,
+        default=list(TARGETS),
+        help="with --targets: which of 300, 2000, 10000 (default all)",
+    )
+    parser.add_argument(
+        "--highs",
+        action="store_true",
+        help="also run HiGHS (scipy.optimize.milp) on the same model for allocopt's wall time",
+    )
+    parser.add_argument("--no-highs", action="store_true", help="leave HiGHS out (with --targets)")
+    parser.add_argument(
+        "--no-warm-start", action="store_true", help="solve without the warm start (to measure what it does)"
+    )
     args = parser.parse_args(argv)
-    sizes, seeds = ([100], args.seeds[:1]) if args.quick else (args.sizes, args.seeds)
+    if args.targets:
+        unknown = set(args.target_sizes) - set(TARGETS)
+        if unknown:
+            parser.error(f"--target-sizes: no target of size {sorted(unknown)}; choose from {list(TARGETS)}")
+        plan = [(size, TARGETS[size], seed) for size in args.target_sizes for seed in args.seeds]
+    else:
+        sizes, seeds = ([100], args.seeds[:1]) if args.quick else (args.sizes, args.seeds)
+        plan = [(size, args.machines, seed) for size in sizes for seed in seeds]
+    with_highs = (args.highs or args.targets) and not args.no_highs
 
     console = Console()
     if not console.is_terminal:
-        console = Console(width=200)
+        console = Console(width=320)
     started = time.perf_counter()
     rows: list[Row] = []
     # One fresh process per round: the peak memory is that round's alone.
     ctx = multiprocessing.get_context("spawn")
-    for size in sizes:
-        for seed in seeds:
+    for size, machines, seed in plan:
+        with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
+            run: Callable[..., Row] = run_one
+            row = pool.submit(
+                run, size, machines, seed, args.work_limit, args.workers, not args.no_warm_start
+            ).result()
+        console.log(f"{size} x {machines}, seed {seed}: {asdict(row)['status']} in {row.wall:.1f} s")
+        if with_highs:
             with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
-                run: Callable[..., Row] = run_one
-                row = pool.submit(run, size, args.machines, seed, args.work_limit, args.workers).result()
-            rows.append(row)
-            console.log(f"{size} proposals, seed {seed}: {asdict(row)['status']} in {row.wall:.1f} s")
+                high: Callable[..., HighsResult] = run_highs
+                highs = pool.submit(high, size, machines, seed, row.wall).result()
+            row = replace(row, highs=highs)
+            console.log(f"  HiGHS: {highs.status} in {highs.seconds:.1f} s")
+        rows.append(row)
+    where = "the issue's target sizes" if args.targets else f"{args.machines} machines"
     console.print(
         table(
             rows,
-            f"allocopt vs greedy fills and the LP bound ({args.machines} machines, "
-            f"work limit {args.work_limit:g}, {args.workers} workers)",
+            f"allocopt vs greedy fills{', HiGHS' if with_highs else ''} and the LP bound ({where}, "
+            f"work limit {args.work_limit:g}, {args.workers} workers"
+            f"{', no warm start' if args.no_warm_start else ''})",
         )
     )
     console.print(f"total wall time {time.perf_counter() - started:.0f} s; all allocopt solutions verified")
