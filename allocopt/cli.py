@@ -22,7 +22,7 @@ from allocopt import explain as ex
 from allocopt.compare import compare, differences_apart_from_timing
 from allocopt.diagnose import diagnostics
 from allocopt.errors import AllocoptError, InfeasibleError, InputError, Problem
-from allocopt.files import read_json, read_round, validate_round, write_atomic
+from allocopt.files import check_writable, read_json, read_round, validate_round, write_atomic
 from allocopt.generate import generate_round, write_round
 from allocopt.model import Progress
 from allocopt.options import SolveOptions
@@ -36,10 +36,13 @@ from allocopt.report import (
     render_frontier,
     render_summary,
 )
+from allocopt.review_report import FORMATS as REVIEW_FORMATS
+from allocopt.review_report import render_ranking, render_stability
 from allocopt.round import Proposal, Round, json_path
 from allocopt.solution import Solution
 from allocopt.solve import Keep
 from allocopt.solve import solve as solve_round
+from allocopt.stability import stability as run_stability
 from allocopt.sweep import frontier_rows, parse_knob, scenarios
 from allocopt.sweep import run as run_sweep
 from allocopt.terms import derive
@@ -208,6 +211,7 @@ def solve(
     quiet: bool,
 ) -> None:
     """Solve ROUND under its policy and write the solution file (atomically)."""
+    check_writable(output, (round_file, *((keep_file,) if keep_file else ())))
     rnd = read_round(round_file)
     keep = Keep.of(read_solution(keep_file), keep_tolerance) if keep_file is not None else None
     options = SolveOptions(
@@ -289,6 +293,8 @@ def verify(round_file: Path, solution_file: Path) -> None:
 )
 def report(solution_file: Path, fmt: str, output: Path | None) -> None:
     """Report a solution: headline, shares, machines and every proposal with its reasons."""
+    if output is not None:
+        check_writable(output, (solution_file,))
     solution = read_solution(solution_file)
     text = render(solution, fmt, width=screen_width() if output is None else 140)
     if output is not None:
@@ -299,12 +305,18 @@ def report(solution_file: Path, fmt: str, output: Path | None) -> None:
 
 @cli.command()
 @click.option("--proposals", type=click.IntRange(1, 100_000), required=True, help="Number of proposals.")
-@click.option("--machines", type=click.IntRange(1, 100), required=True, help="Number of machines.")
+@click.option("--machines", type=click.IntRange(1, 99), required=True, help="Number of machines.")
 @click.option("--seed", type=click.IntRange(min=0), required=True, help="Random seed.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Round file to write.")
-def generate(proposals: int, machines: int, seed: int, output: Path) -> None:
+@click.option(
+    "--reviews",
+    is_flag=True,
+    help="Also give every proposal 3-4 individual reviews by reviewers in panels (the rest is unchanged).",
+)
+def generate(proposals: int, machines: int, seed: int, output: Path, reviews: bool) -> None:
     """Write a synthetic round on the real EuroHPC fleet (assumptions: see the README)."""
-    rnd = generate_round(proposals, machines, seed)
+    check_writable(output)
+    rnd = generate_round(proposals, machines, seed, reviews=reviews)
     write_round(rnd, output)
     say(f"Wrote {output}: {len(rnd.proposals)} proposals on {len(rnd.machines)} machines")
 
@@ -327,6 +339,8 @@ def generate(proposals: int, machines: int, seed: int, output: Path) -> None:
 )
 def compare_command(solution_files: tuple[Path, ...], fmt: str, output: Path | None) -> None:
     """Compare solutions side by side; the first is the baseline the others are diffed against."""
+    if output is not None:
+        check_writable(output, solution_files)
     if len(solution_files) < 2:
         raise click.UsageError("give at least two solution files")
     solutions = [read_solution(path) for path in solution_files]
@@ -481,6 +495,8 @@ def explain_command(
     output: Path | None,
 ) -> None:
     """Explain every decision of SOLUTION: reasons, rank inversions, reserve lists, counterfactuals."""
+    if output is not None:
+        check_writable(output, (solution_file,))
     solution = read_solution(solution_file)
     for wanted in (proposal_id, applicant_id):
         if wanted is not None and wanted not in {r.id for r in solution.proposals}:
@@ -517,6 +533,106 @@ def explain_command(
         )
     if output is not None:
         write_atomic(output, text)
+    else:
+        click.echo(text, nl=False)
+
+
+@cli.command(name="rank")
+@click.argument("round_file", metavar="ROUND", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(REVIEW_FORMATS), default="table", show_default=True)
+@click.option(
+    "-o", "--output", type=click.Path(path_type=Path), default=None, help="Write to this file instead."
+)
+def rank_command(round_file: Path, fmt: str, output: Path | None) -> None:
+    """The ranking each review calibration method gives (mean, standardised, model), side by side."""
+    if output is not None:
+        check_writable(output, (round_file,))
+    rnd = read_round(round_file)
+    if not any(p.reviews for p in rnd.proposals):
+        raise InputError([Problem(str(round_file), "$.proposals", "no proposal has reviews; add reviews")])
+    text = render_ranking(rnd, fmt, width=screen_width())
+    if output is not None:
+        write_atomic(output, text)
+    else:
+        click.echo(text, nl=False)
+
+
+@cli.command(name="stability")
+@click.argument("round_file", metavar="ROUND", type=click.Path(path_type=Path))
+@click.option("--samples", type=click.IntRange(1, 10_000), default=20, show_default=True, help="Re-solves.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the draws.")
+@click.option(
+    "--draw",
+    type=click.Choice(["reviews", "model"]),
+    default="reviews",
+    show_default=True,
+    help="'reviews': bootstrap each proposal's reviews; 'model': draw each score from its calibrated normal.",
+)
+@click.option(
+    "--objective", type=click.Choice(["merit", "rank"]), default=None, help="Default: the policy's."
+)
+@click.option(
+    "--parallel", type=click.IntRange(1, 64), default=2, show_default=True, help="Re-solves run at once."
+)
+@work_limit_option("Deterministic work limit per solve.")
+@gap_limit_option("Relative gap limit per solve.")
+@click.option("--format", "fmt", type=click.Choice(REVIEW_FORMATS), default="table", show_default=True)
+@click.option(
+    "-o", "--output", type=click.Path(path_type=Path), default=None, help="Write to this file instead."
+)
+def stability_command(
+    round_file: Path,
+    samples: int,
+    seed: int,
+    draw: str,
+    objective: str | None,
+    parallel: int,
+    work_limit: float,
+    gap_limit: float,
+    fmt: str,
+    output: Path | None,
+) -> None:
+    """Re-solve ROUND with resampled review scores: each proposal's probability of being funded."""
+    if output is not None:
+        check_writable(output, (round_file,))
+    rnd = read_round(round_file)
+    if not any(p.reviews for p in rnd.proposals):
+        raise InputError(
+            [
+                Problem(
+                    str(round_file),
+                    "$.proposals",
+                    "no proposal has reviews, so no score can move; add reviews",
+                )
+            ]
+        )
+    options = SolveOptions(work_limit=work_limit, gap_limit=gap_limit, objective=objective)
+    with bars.Progress(
+        bars.TextColumn("{task.description}"),
+        bars.BarColumn(),
+        bars.MofNCompleteColumn(),
+        bars.TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    ) as bar:
+        task = bar.add_task("re-solving samples", total=samples)
+        result = run_stability(
+            rnd,
+            options,
+            samples=samples,
+            seed=seed,
+            draw="model" if draw == "model" else "reviews",
+            parallel=parallel,
+            on_done=lambda _: bar.advance(task),
+        )
+    text = render_stability(result, fmt, width=screen_width())
+    if output is not None:
+        write_atomic(output, text)
+        say(
+            f"wrote {output}: {result.feasible_samples} of {samples} samples solved, "
+            f"{result.flip_fraction:.2%} of decisions flip"
+        )
     else:
         click.echo(text, nl=False)
 

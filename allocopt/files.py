@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -90,6 +91,7 @@ def read_round(path: str | Path) -> Round:
 def validate_round(data: dict[str, Any], shown: str, origins: list[tuple[str, Loc]] | None = None) -> Round:
     """Validate round data already in memory (e.g. a solution's embedded input)."""
     origins = origins or []
+    _fill_scores(data)
     try:
         rnd = Round.model_validate_json(json.dumps(data), strict=True, context={"defer_cross_checks": True})
     except ValidationError as exc:
@@ -103,6 +105,40 @@ def validate_round(data: dict[str, Any], shown: str, origins: list[tuple[str, Lo
     if pins:
         raise InputError([_locate(shown, origins, loc, msg) for loc, msg in pins])
     return rnd.canonical()
+
+
+def _fill_scores(data: dict[str, Any]) -> None:
+    """A proposal given reviews but no score gets the plain (criterion-weighted) mean of its
+    reviews as its score, so the canonical round always has one. Anything malformed is left
+    for validation to report."""
+    policy = data.get("policy")
+    reviews_policy = policy.get("reviews") if isinstance(policy, dict) else None
+    weights = reviews_policy.get("criteria", {}) if isinstance(reviews_policy, dict) else {}
+    if not isinstance(weights, dict) or not all(_is_number(w) and w > 0 for w in weights.values()):
+        return
+    for entry in data.get("proposals") or []:
+        if not isinstance(entry, dict) or "score" in entry or not isinstance(entry.get("reviews"), list):
+            continue
+        values = [_review_value(r, weights) for r in entry["reviews"]]
+        if values and all(v is not None for v in values):
+            entry["score"] = round(sum(v for v in values if v is not None) / len(values), 6)
+
+
+def _review_value(review: Any, weights: dict[str, float]) -> float | None:
+    if not isinstance(review, dict):
+        return None
+    score, criteria = review.get("score"), review.get("criteria")
+    if isinstance(score, int | float) and _is_number(score) and criteria is None:
+        return float(score)
+    if score is not None or not isinstance(criteria, dict) or not criteria or set(criteria) != set(weights):
+        return None
+    if not all(_is_number(v) for v in criteria.values()):
+        return None
+    return sum(weights[k] * v for k, v in criteria.items()) / sum(weights.values())
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def _inline_proposal_files(
@@ -156,6 +192,8 @@ def _message(err: Any) -> str:
     msg = str(err["msg"]).removeprefix("Value error, ")
     if err["type"] == "missing":
         msg = "required field is missing"
+        if tuple(err["loc"])[-1:] == ("score",) and tuple(err["loc"])[:1] == ("proposals",):
+            return f"{msg}; give a score, or reviews (their mean becomes the score)"
     hint = _HINTS.get(err["type"])
     got = err.get("input")
     if err["type"] != "missing" and isinstance(got, int | float | str) and len(str(got)) < 40:
@@ -175,10 +213,33 @@ def sha256_of(model: BaseModel) -> str:
     return hashlib.sha256(canonical_json(model).encode("utf-8")).hexdigest()
 
 
+def check_writable(path: str | Path, inputs: tuple[str | Path, ...] = ()) -> None:
+    """Raise ``InputError`` unless an output file can be written at path, and path is none of
+    the input files (which are never modified). Commands call it before any long work."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    problem = None
+    if path.is_dir():
+        problem = "it is a folder; give a file name"
+    elif not folder.is_dir():
+        problem = f"its folder {folder} does not exist; create it or write elsewhere"
+    elif not os.access(folder, os.W_OK):
+        problem = f"its folder {folder} is not writable; write elsewhere"
+    elif any(Path(i).exists() and path.exists() and path.samefile(i) for i in inputs):
+        problem = "it is an input of this command, and input files are never overwritten; write elsewhere"
+    if problem is not None:
+        raise InputError([Problem(str(path), "", f"cannot write the output here: {problem}")])
+
+
 def write_atomic(path: str | Path, text: str) -> None:
     """Write text to path via a temporary file and a rename: all or nothing."""
     path = Path(path)
+    check_writable(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent or Path("."), prefix=f".{path.name}.", suffix=".tmp")
+    # mkstemp makes the file private; an output file gets the usual permissions instead.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as out:
             out.write(text)

@@ -2,6 +2,9 @@
 
 ``generate_round(proposals, machines, seed)`` draws a round from numpy's
 ``default_rng(seed)``: the same arguments give the same round, byte for byte.
+The policy-language features draw from a second stream, ``default_rng((seed, 1))``,
+and the optional individual reviews (``reviews=True``) from a third,
+``default_rng((seed, 2))``, drawn last: turning reviews on changes nothing else.
 Machines are the first ``machines`` partitions of ``allocopt.fleet.FLEET``
 (then synthetic mid-range partitions); proposals are drawn from the
 distributions below. Real figures come from /work/shared/domain.md; every
@@ -83,6 +86,31 @@ Exclusive pair                           the median-scored eligible academic pro
                                          resubmission of the best one (same title and applicant);
                                          at most one is funded
 =======================================  ==============================================================
+
+Individual reviews (``reviews=True``, off by default, all ASSUMPTIONS)
+======================================================================
+
+Reviews scatter around each proposal's generated ``score``, which is left exactly as it is
+(it already carries the reviewer noise of the sources: two panels agree ~55 % on the top
+quartile, domain.md §4, Patat 2018). ``policy.reviews.calibration`` stays 'none'.
+
+=======================================  ==============================================================
+Reviewer pool                            max(6, round(proposals / 3)) reviewers, ids R-001, R-002, ...
+Panels                                   min(6, reviewers // 4) panels by scientific field of the title's
+                                         topic: physics, earth, life, materials, ai-models, ai-applied
+                                         (merged into fewer panels in small rounds, one 'all' panel when
+                                         there are under 8 reviewers); reviewers split over the panels in
+                                         proportion to their proposals, at least 4 each (PRACE
+                                         sub-panels have a chair + 5-6 experts, domain.md §1.5)
+Reviews per proposal                     3, or 4 with probability 0.25, by distinct reviewers of its
+                                         panel, the least-loaded first (ties at random)
+Review score                             score + reviewer bias N(0, 0.4) (drawn once per reviewer)
+                                         + panel bias N(0, 0.2) (once per panel) + noise N(0, 0.35),
+                                         clipped to [0, 5] and rounded to 0.5 steps
+Resulting agreement                      the mean of a proposal's reviews shares ~78 % of the score's
+                                         top quartile; two independent draws of the reviews agree on
+                                         ~70 % (on top of the score's own ~55 %, domain.md §4)
+=======================================  ==============================================================
 """
 
 from __future__ import annotations
@@ -112,6 +140,7 @@ from allocopt.round import (
     Publication,
     Request,
     Requirements,
+    Review,
     Round,
     ShareGroup,
     Stack,
@@ -143,6 +172,20 @@ PIN_REASON = (
 )
 DUPLICATE_REASON = "the same work submitted twice by one team"
 MAX_EMBARGO_MONTHS = 12
+
+# Individual reviews (all ASSUMPTIONS; domain.md §4 for the noise the scores already carry).
+REVIEWS_STREAM = 2  # the reviews draw from default_rng((seed, REVIEWS_STREAM)), after everything else
+PROPOSALS_PER_REVIEWER = 3
+MIN_REVIEWERS = 6
+MAX_PANELS = 6
+MIN_PANEL_REVIEWERS = 4  # enough for a fourth review
+REVIEWS_PER_PROPOSAL = 3
+FOURTH_REVIEW_SHARE = 0.25
+REVIEWER_BIAS_SD = 0.4  # leniency (+) or harshness (-), drawn once per reviewer
+PANEL_BIAS_SD = 0.2
+REVIEW_NOISE_SD = 0.35
+REVIEW_STEP = 0.5
+SCORE_MIN, SCORE_MAX = 0.0, 5.0
 
 KINDS = (ApplicantKind.ACADEMIC, ApplicantKind.STARTUP, ApplicantKind.INDUSTRY, ApplicantKind.PUBLIC_SECTOR)
 KIND_SHARES = (0.70, 0.18, 0.07, 0.05)
@@ -224,13 +267,19 @@ GROUPS = (
 )
 
 
-def generate_round(proposals: int, machines: int, seed: int, *, policy_language: bool = True) -> Round:
+def generate_round(
+    proposals: int, machines: int, seed: int, *, policy_language: bool = True, reviews: bool = False
+) -> Round:
     """A synthetic, feasible, ~3x oversubscribed round; the same arguments give the same round.
 
     With ``policy_language`` (the default) the round also uses the fuller policy language:
     per-stack efficiencies, machine options, split awards, a soft start-up share, a pin and
     an exclusive pair (see "Policy-language features" above). Without it, only the core
     rules: what the benchmark's greedy fills and LP bound model.
+
+    With ``reviews`` every proposal also gets 3 or 4 individual reviews by a pool of
+    reviewers in panels (see "Individual reviews" above), drawn from their own stream after
+    everything else: the round is otherwise the one generated without them.
     """
     if proposals < 1:
         raise ValueError(f"proposals must be at least 1 (got {proposals})")
@@ -255,6 +304,8 @@ def generate_round(proposals: int, machines: int, seed: int, *, policy_language:
     groups = _feasible_groups(
         fleet, [p for p in props if p.id not in left_out], soft_startups=policy_language
     )
+    if reviews:
+        props = _with_reviews(np.random.default_rng((seed, REVIEWS_STREAM)), props)
     return Round(
         id=f"synthetic-{proposals}p-{machines}m-s{seed}",
         name=f"Synthetic EuroHPC-like round ({proposals} proposals, {machines} machines, seed {seed})",
@@ -502,6 +553,103 @@ def _pins_and_duplicates(
             ExclusiveGroup(id="resubmission-1", proposals=[first.id, second.id], reason=DUPLICATE_REASON)
         )
     return pins, exclusive, proposals
+
+
+# -- individual reviews ----------------------------------------------------------
+
+# The scientific field of each title topic (ASSUMPTION), in panel order.
+FIELDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("physics", ("lattice QCD", "plasma turbulence", "galaxy formation", "gravitational waves")),
+    ("earth", ("climate downscaling", "ocean circulation", "seismic imaging", "wind-farm wakes")),
+    ("life", ("protein folding", "drug docking", "epidemic forecasting", "brain connectomics")),
+    ("materials", ("materials discovery", "combustion chemistry", "battery electrolytes", "catalyst design")),
+    (
+        "ai-models",
+        (
+            "multilingual language models",
+            "speech recognition",
+            "code generation",
+            "document understanding",
+            "recommender systems",
+        ),
+    ),
+    (
+        "ai-applied",
+        ("medical imaging", "weather forecasting", "robot control", "chip design", "molecular generation"),
+    ),
+)
+# Panels for each panel count: (panel id, the indices of its FIELDS).
+PANELS: dict[int, tuple[tuple[str, tuple[int, ...]], ...]] = {
+    1: (("all", (0, 1, 2, 3, 4, 5)),),
+    2: (("science", (0, 1, 2, 3)), ("ai", (4, 5))),
+    3: (("physics-earth", (0, 1)), ("life-materials", (2, 3)), ("ai", (4, 5))),
+    4: (("physics-earth", (0, 1)), ("life", (2,)), ("materials", (3,)), ("ai", (4, 5))),
+    5: (("physics", (0,)), ("earth", (1,)), ("life", (2,)), ("materials", (3,)), ("ai", (4, 5))),
+    6: tuple((name, (k,)) for k, (name, _) in enumerate(FIELDS)),
+}
+
+
+def _field(title: str) -> int:
+    """The index in FIELDS of the field of a generated title's topic."""
+    for k, (_, topics) in enumerate(FIELDS):
+        if any(title.endswith(" " + topic) for topic in topics):
+            return k
+    raise ValueError(f"no field for the title {title!r}")
+
+
+def _panel_sizes(loads: list[int], reviewers: int) -> list[int]:
+    """Reviewers per panel: at least MIN_PANEL_REVIEWERS each, the rest in proportion to the
+    panels' proposals (largest remainders, ties to the earlier panel)."""
+    sizes = [MIN_PANEL_REVIEWERS] * len(loads)
+    spare = reviewers - sum(sizes)
+    total = sum(loads)
+    shares = [Fraction(spare * load, total) for load in loads]
+    sizes = [s + math.floor(x) for s, x in zip(sizes, shares, strict=True)]
+    left = reviewers - sum(sizes)
+    order = sorted(range(len(loads)), key=lambda k: (-(shares[k] - math.floor(shares[k])), k))
+    for k in order[:left]:
+        sizes[k] += 1
+    return sizes
+
+
+def _with_reviews(rng: np.random.Generator, proposals: list[Proposal]) -> list[Proposal]:
+    """Each proposal with 3 or 4 reviews by distinct reviewers of its field's panel; scores untouched."""
+    n = len(proposals)
+    reviewers = max(MIN_REVIEWERS, round(n / PROPOSALS_PER_REVIEWER))
+    layout = PANELS[max(1, min(MAX_PANELS, reviewers // MIN_PANEL_REVIEWERS))]
+    panel_of_field = {k: j for j, (_, fields) in enumerate(layout) for k in fields}
+    panel_of = [panel_of_field[_field(p.title)] for p in proposals]
+    used = sorted(set(panel_of))  # panels with proposals; the others are left out
+    sizes = _panel_sizes([panel_of.count(j) for j in used], reviewers)
+    width = max(3, len(str(reviewers)))
+    members: dict[int, list[str]] = {}
+    start = 0
+    for j, size in zip(used, sizes, strict=True):
+        members[j] = [f"R-{start + r + 1:0{width}d}" for r in range(size)]
+        start += size
+    # Every draw in a fixed order: biases, panel biases, review counts, noise, then assignments.
+    reviewer_bias = dict(
+        zip((r for j in used for r in members[j]), rng.normal(0.0, REVIEWER_BIAS_SD, reviewers), strict=True)
+    )
+    panel_bias = rng.normal(0.0, PANEL_BIAS_SD, len(layout))
+    counts = REVIEWS_PER_PROPOSAL + (rng.random(n) < FOURTH_REVIEW_SHARE)
+    noise = rng.normal(0.0, REVIEW_NOISE_SD, (n, REVIEWS_PER_PROPOSAL + 1))
+    load = dict.fromkeys(reviewer_bias, 0)
+    out = []
+    for i, p in enumerate(proposals):
+        j = panel_of[i]
+        pool = members[j]
+        ties = rng.random(len(pool))
+        chosen = sorted(range(len(pool)), key=lambda r: (load[pool[r]], ties[r]))[: int(counts[i])]
+        reviews = []
+        for k, r in enumerate(sorted(chosen)):
+            reviewer = pool[r]
+            load[reviewer] += 1
+            raw = p.score + reviewer_bias[reviewer] + panel_bias[j] + noise[i, k]
+            value = float(np.clip(np.round(raw / REVIEW_STEP) * REVIEW_STEP, SCORE_MIN, SCORE_MAX))
+            reviews.append(Review(reviewer=reviewer, panel=layout[j][0], score=value))
+        out.append(p.model_copy(update={"reviews": reviews}))
+    return out
 
 
 # -- feasibility ---------------------------------------------------------------

@@ -26,6 +26,7 @@ from typing import Any
 
 from ortools.sat.python import cp_model
 
+from allocopt.errors import AllocoptError
 from allocopt.options import SolveOptions
 from allocopt.terms import Assessment, Terms
 
@@ -421,6 +422,12 @@ class AllocationModel:
                 if status == cp_model.OPTIMAL and result.bound > result.objective:
                     # CP-SAT calls a solve stopped by the gap limit optimal; we say what was proven.
                     result.status, result.stop_reason = "feasible", "gap_limit"
+        if status == cp_model.MODEL_INVALID:
+            raise AllocoptError(
+                f"the solver cannot represent this round ({self.model.validate() or 'invalid model'}); "
+                "a number is far too large for exact integer arithmetic (a soft-share penalty, or "
+                "hours in the billions): lower it"
+            )
         if status not in (cp_model.OPTIMAL, cp_model.INFEASIBLE):
             if options.time_limit is not None and solver.wall_time >= options.time_limit * 0.99:
                 result.stop_reason = "time_limit"

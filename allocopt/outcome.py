@@ -15,8 +15,10 @@ from collections import defaultdict
 from dataclasses import replace
 from fractions import Fraction
 
+from allocopt.calibrate import calibrate
 from allocopt.solution import (
     Allocation,
+    CalibratedOut,
     Decision,
     GroupMetrics,
     MachineMetrics,
@@ -156,9 +158,24 @@ def proposal_results(
     """Every proposal's decision, allocations and reasons, in id order."""
     ledger = Ledger(terms, units)
     position = {pid: i + 1 for i, pid in enumerate(terms.order)}
-    return [
+    results = [
         _result(terms, ledger, a, position[a.proposal.id], objective, optimal, gap)
         for a in terms.assessments.values()
+    ]
+    if not any(p.reviews for p in terms.round.proposals):
+        return results
+    method = terms.round.policy.reviews.calibration
+    calibrated = calibrate(terms.round)
+    return [
+        r.model_copy(
+            update={
+                "calibrated": CalibratedOut(
+                    method=method,
+                    **{k: v for k, v in vars(calibrated[r.id]).items() if k != "sd"},
+                )
+            }
+        )
+        for r in results
     ]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from allocopt.errors import AllocoptError
 from allocopt.model import AllocationModel, OptionKey, RawResult
 from allocopt.options import SolveOptions
 from allocopt.solution import RankOut, RankStep
@@ -43,8 +44,14 @@ def walk(terms: Terms, options: SolveOptions) -> RankWalk | None:
         return raw
 
     first = check()
-    if first.status == "infeasible" or (not first.units and first.status != "optimal"):
+    if first.status == "infeasible":
         return None
+    if not first.units and first.status != "optimal":
+        # Stopped by a limit before any allocation was found: that is not infeasibility.
+        raise AllocoptError(
+            f"no allocation was found before the first rank check stopped "
+            f"({first.stop_reason.replace('_', ' ')}); raise --work-limit or --time-limit"
+        )
     witness = first.units
     eligible = [terms.assessments[pid] for pid in terms.order if terms.assessments[pid].options]
     position = {pid: i + 1 for i, pid in enumerate(terms.order)}

@@ -36,7 +36,7 @@ _DECISION_WORDS = {
 def render(solution: Solution, fmt: str, *, width: int = 140) -> str:
     """The whole report in one of FORMATS."""
     if fmt == "table":
-        return _to_text(summary_tables(solution), proposals_table(solution), width=width)
+        return to_text(summary_tables(solution), proposals_table(solution), width=width)
     if fmt == "markdown":
         return markdown(solution)
     if fmt == "csv":
@@ -52,7 +52,7 @@ def render(solution: Solution, fmt: str, *, width: int = 140) -> str:
 
 def render_summary(solution: Solution, *, width: int = 140) -> str:
     """Headline, shares and machines as terminal tables (what `solve` prints)."""
-    return _to_text(summary_tables(solution), width=width)
+    return to_text(summary_tables(solution), width=width)
 
 
 # -- rows shared by every format ----------------------------------------------
@@ -111,26 +111,40 @@ def proposal_rows(solution: Solution) -> list[dict[str, Any]]:
     rows = []
     for r in solution.proposals:
         p = titles[r.id]
-        rows.append(
-            {
-                "id": r.id,
-                "title": p.title,
-                "applicant": p.applicant.name,
-                "kind": p.applicant.kind.value,
-                "group": r.group or "",
-                "score": r.score,
-                "decision": r.decision.value,
-                "machine": ", ".join(names[a.machine] for a in r.allocations),
-                "gpu_hours": sum(a.gpu_hours for a in r.allocations),
-                "reference_gpu_hours": r.reference_gpu_hours,
-                "requested_reference_gpu_hours": r.requested_reference_gpu_hours,
-                "fraction_of_request": r.fraction_of_request,
-                "rank": r.rank_position,
-                "pin": f"{r.pin.action}: {r.pin.reason}" if r.pin else "",
-                "reasons": "; ".join(x.detail for x in r.reasons),
-            }
-        )
+        row: dict[str, Any] = {
+            "id": r.id,
+            "title": p.title,
+            "applicant": p.applicant.name,
+            "kind": p.applicant.kind.value,
+            "group": r.group or "",
+            "score": r.score,
+            "decision": r.decision.value,
+            "machine": ", ".join(names[a.machine] for a in r.allocations),
+            "gpu_hours": sum(a.gpu_hours for a in r.allocations),
+            "reference_gpu_hours": r.reference_gpu_hours,
+            "requested_reference_gpu_hours": r.requested_reference_gpu_hours,
+            "fraction_of_request": r.fraction_of_request,
+            "rank": r.rank_position,
+            "pin": f"{r.pin.action}: {r.pin.reason}" if r.pin else "",
+            "reasons": "; ".join(x.detail for x in r.reasons),
+        }
+        if r.calibrated is not None:
+            c = r.calibrated
+            row.update(
+                score_low=c.low,
+                score_high=c.high,
+                expected_rank=c.expected_rank,
+                rank_interval=f"{c.rank_low}-{c.rank_high}",
+            )
+        rows.append(row)
     return rows
+
+
+def _score(row: dict[str, Any]) -> str:
+    """The score, with its interval when reviews were calibrated."""
+    if "score_low" not in row:
+        return f"{row['score']:g}"
+    return f"{row['score']:.2f} ({row['score_low']:.2f}-{row['score_high']:.2f})"
 
 
 def report_data(solution: Solution) -> dict[str, Any]:
@@ -186,7 +200,7 @@ def proposals_table(solution: Solution) -> Table:
         table.add_row(
             str(row["rank"]),
             escape(row["id"]),
-            f"{row['score']:g}",
+            _score(row),
             _DECISION_WORDS[Decision(row["decision"])],
             escape(row["machine"]),
             f"{row['gpu_hours']:,}" if row["gpu_hours"] else "",
@@ -211,7 +225,7 @@ def _with_pin(row: dict[str, Any]) -> str:
     return "; ".join(x for x in (pin, row["reasons"]) if x)
 
 
-def _to_text(*renderables: Any, width: int) -> str:
+def to_text(*renderables: Any, width: int) -> str:
     console = Console(file=io.StringIO(), width=width, color_system=None, force_terminal=False)
     for r in renderables:
         console.print(r)
@@ -263,7 +277,7 @@ def markdown(solution: Solution) -> str:
                 str(r["rank"]),
                 r["id"],
                 r["title"],
-                f"{r['score']:g}",
+                _score(r),
                 _DECISION_WORDS[Decision(r["decision"])],
                 r["machine"],
                 f"{r['gpu_hours']:,}" if r["gpu_hours"] else "",
@@ -300,13 +314,13 @@ def csv_text(solution: Solution) -> str:
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ["id"], lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: _safe_cell(v) for k, v in row.items()})
+        writer.writerow({k: safe_cell(v) for k, v in row.items()})
     return buf.getvalue()
 
 
-def _safe_cell(value: Any) -> Any:
-    """Prefix a quote to text starting with = + - @ (or a tab/CR): shown, never run."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+def safe_cell(value: Any) -> Any:
+    """Prefix a quote to text starting with = + - @ (after any spaces) or a tab/CR: shown, never run."""
+    if isinstance(value, str) and (value[:1] in ("\t", "\r") or value.lstrip()[:1] in ("=", "+", "-", "@")):
         return "'" + value
     return value
 
@@ -330,7 +344,7 @@ def render_comparison(comp: Comparison, fmt: str, *, width: int = 140) -> str:
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(["figure", *comp.names])
         for f in comp.figures:
-            writer.writerow([_safe_cell(f.label), *(_safe_cell(v) for v in f.values)])
+            writer.writerow([safe_cell(f.label), *(safe_cell(v) for v in f.values)])
         return buf.getvalue()
     sections = [
         (f"Differences from {comp.names[0]}: {name}", comp.inputs[name], comp.changes[name])
@@ -359,7 +373,7 @@ def render_comparison(comp: Comparison, fmt: str, *, width: int = 140) -> str:
             parts += [f"    - {escape(x)}" for x in inputs]
             parts.append("  Decisions:")
             parts += [f"    {'  ' if x.startswith('  ') else '- '}{escape(x.strip())}" for x in changes]
-        return _to_text(*parts, width=width)
+        return to_text(*parts, width=width)
     raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(COMPARE_FORMATS)}")
 
 
@@ -378,7 +392,7 @@ def render_frontier(rows: list[dict[str, Any]], *, width: int = 140) -> str:
         )
     for row in rows:
         table.add_row(*(escape(_cell(row.get(col, ""), col)) for col in columns))
-    return _to_text(table, width=width)
+    return to_text(table, width=width)
 
 
 def frontier_csv(rows: list[dict[str, Any]]) -> str:
@@ -388,7 +402,7 @@ def frontier_csv(rows: list[dict[str, Any]]) -> str:
     writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: _safe_cell(v) for k, v in row.items()})
+        writer.writerow({k: safe_cell(v) for k, v in row.items()})
     return buf.getvalue()
 
 

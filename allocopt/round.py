@@ -229,6 +229,27 @@ class Request(Strict):
         return self
 
 
+class Review(Strict):
+    """One reviewer's score of a proposal: a single score, or scores per criterion."""
+
+    reviewer: Id = Field(description="Reviewer id (pseudonymous), the same across the proposals they review.")
+    panel: Id | None = Field(default=None, description="Review panel id, if the round has panels.")
+    score: float | None = Field(default=None, description="The reviewer's score on the round's score scale.")
+    criteria: dict[str, float] | None = Field(
+        default=None,
+        description="Instead of a score: a score per criterion, on the round's scale; combined with the "
+        "policy's criterion weights (policy.reviews.criteria).",
+    )
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Review:
+        if (self.score is None) == (self.criteria is None):
+            raise ValueError("give a review either a score or criteria scores, not both or neither")
+        if self.criteria is not None and not self.criteria:
+            raise ValueError("criteria is empty; give a score per criterion, or a score instead")
+        return self
+
+
 class Proposal(Strict):
     """One peer-reviewed proposal."""
 
@@ -238,7 +259,15 @@ class Proposal(Strict):
     )
     title: str = Field(description="Proposal title (untrusted text: shown escaped).")
     applicant: Applicant = Field(description="Who applies: organisation name, kind and country.")
-    score: float = Field(description="Peer-review score on the round's score scale.")
+    score: float = Field(
+        description="Peer-review score on the round's score scale. In a round file it may be left out "
+        "when reviews are given: it is then the plain (criterion-weighted) mean of the reviews."
+    )
+    reviews: list[Review] | None = Field(
+        default=None,
+        description="Individual reviews; the policy's calibration (policy.reviews) may rank by them "
+        "instead of the score.",
+    )
     publication: Publication = Field(
         description="What the applicant commits to publish; decides free (non-commercial) access."
     )
@@ -395,6 +424,56 @@ class ExclusiveGroup(Strict):
         return sorted(set(ids))
 
 
+class ReviewPolicy(Strict):
+    """How individual reviews become the score that ranks and weighs a proposal."""
+
+    calibration: Literal["none", "mean", "standardised", "model"] = Field(
+        default="none",
+        description="'none': each proposal's score as given; 'mean': the plain mean of its reviews; "
+        "'standardised': reviews relative to each reviewer's own mean and spread (shrunk for reviewers "
+        "with few reviews); 'model': a random-effects model of proposal quality and reviewer and panel "
+        "bias. Proposals without reviews keep their score.",
+    )
+    criteria: dict[str, Annotated[float, Field(gt=0)]] = Field(
+        default_factory=dict,
+        description="Weight of each review criterion (any positive numbers; they are normalised).",
+    )
+    shrinkage: float = Field(
+        default=3.0,
+        ge=0,
+        le=100,
+        description="'standardised': a reviewer's mean and spread are pulled toward the whole round's as if "
+        "they had this many more reviews at the round's mean and spread.",
+    )
+    interval: float = Field(
+        default=0.9, gt=0, lt=1, description="Probability covered by each calibrated score's interval."
+    )
+
+
+class LotteryPolicy(Strict):
+    """A seeded lottery among the proposals whose funding is uncertain (objective 'rank' only)."""
+
+    low: Fraction01 = Field(
+        default=0.1, description="The grey zone starts at this probability of being funded (inclusive)."
+    )
+    high: Fraction01 = Field(
+        default=0.9, description="The grey zone ends at this probability of being funded (inclusive)."
+    )
+    samples: int = Field(
+        default=20,
+        ge=2,
+        le=1000,
+        description="Re-solves of the stability run that measures the probabilities.",
+    )
+    seed: int = Field(default=0, ge=0, description="Seed of the stability run and of the draw; published.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LotteryPolicy:
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low}) is above high ({self.high}); swap them")
+        return self
+
+
 class Policy(Strict):
     """The committee's rules for this round."""
 
@@ -432,6 +511,15 @@ class Policy(Strict):
     )
     max_awards_per_organisation: int | None = Field(
         default=None, ge=1, description="At most this many funded proposals per applicant organisation."
+    )
+    reviews: ReviewPolicy = Field(
+        default_factory=ReviewPolicy,
+        description="How individual reviews are calibrated into the score that ranks and weighs proposals.",
+    )
+    lottery: LotteryPolicy | None = Field(
+        default=None,
+        description="Under objective 'rank': proposals in the grey zone are put in an order drawn by a "
+        "seeded lot, in the places they held in the ranking.",
     )
 
 
@@ -555,6 +643,7 @@ def cross_check(rnd: Round) -> list[tuple[Loc, str]]:
                     "fix the score or the round's score_scale",
                 )
             )
+        problems += _review_problems(rnd, i, p)
         options = p.request.machine_options or []
         seen_machines: set[str] = set()
         for j, o in enumerate(options):
@@ -582,6 +671,15 @@ def cross_check(rnd: Round) -> list[tuple[Loc, str]]:
                     "each machine's hours directly and remove efficiency",
                 )
             )
+    method = rnd.policy.reviews.calibration
+    if method != "none" and not any(p.reviews for p in rnd.proposals):
+        problems.append(
+            (
+                ("policy", "reviews", "calibration"),
+                f"calibration '{method}' needs reviews, and no proposal has any; add reviews or set "
+                "calibration to 'none'",
+            )
+        )
     pinned: set[str] = set()
     for i, pin in enumerate(rnd.policy.pins):
         if pin.proposal not in proposal_ids:
@@ -611,6 +709,50 @@ def cross_check(rnd: Round) -> list[tuple[Loc, str]]:
                     (("policy", "exclusive", i, "proposals"), f"unknown proposal '{pid}'; check the id")
                 )
     return problems
+
+
+def _review_problems(rnd: Round, i: int, p: Proposal) -> list[tuple[Loc, str]]:
+    lo, hi = rnd.score_scale.min, rnd.score_scale.max
+    weights = rnd.policy.reviews.criteria
+    problems: list[tuple[Loc, str]] = []
+    reviewers: set[str] = set()
+    for j, review in enumerate(p.reviews or []):
+        where: Loc = ("proposals", i, "reviews", j)
+        if review.reviewer in reviewers:
+            problems.append(
+                (
+                    (*where, "reviewer"),
+                    f"reviewer '{review.reviewer}' reviews this proposal twice; keep one review per reviewer",
+                )
+            )
+        reviewers.add(review.reviewer)
+        scores = {"score": review.score} if review.score is not None else dict(review.criteria or {})
+        for name, value in scores.items():
+            if not lo <= value <= hi:
+                at = (*where, "score") if name == "score" else (*where, "criteria", name)
+                problems.append(
+                    (at, f"score {value} is outside the round's scale [{lo}, {hi}]; fix the score")
+                )
+        if review.criteria is not None and set(review.criteria) != set(weights):
+            missing, unknown = set(weights) - set(review.criteria), set(review.criteria) - set(weights)
+            fix = (
+                "add the criteria and their weights to policy.reviews.criteria"
+                if not weights
+                else f"score exactly the criteria of policy.reviews.criteria ({', '.join(sorted(weights))})"
+            )
+            said = [f"missing {', '.join(sorted(missing))}"] if missing else []
+            said += [f"unknown {', '.join(sorted(unknown))}"] if unknown else []
+            problems.append(((*where, "criteria"), f"{'; '.join(said)}; {fix}"))
+    return problems
+
+
+def review_value(rnd: Round, review: Review) -> float:
+    """A review as one number on the round's scale: its score, or its criteria's weighted mean."""
+    if review.score is not None:
+        return review.score
+    weights = rnd.policy.reviews.criteria
+    total = sum(weights.values())
+    return sum(weights[name] * value for name, value in (review.criteria or {}).items()) / total
 
 
 def _runs_on(p: Proposal, m: Machine) -> bool:

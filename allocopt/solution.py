@@ -61,6 +61,22 @@ class PinOut(Out):
     reason: str = Field(description="The committee's written reason for the pin.")
 
 
+class CalibratedOut(Out):
+    """A proposal's calibrated score and rank, with their intervals (rounds with reviews)."""
+
+    method: Literal["none", "mean", "standardised", "model"] = Field(
+        description="The policy's calibration method ('none': the score as given, with the "
+        "uncertainty of the mean of its reviews around it)."
+    )
+    reviews: int = Field(description="Number of reviews of this proposal.")
+    score: float = Field(description="Calibrated score on the round's scale (the one used, unless 'none').")
+    low: float = Field(description="Lower end of the score's interval (policy.reviews.interval).")
+    high: float = Field(description="Upper end of the score's interval.")
+    expected_rank: float = Field(description="Expected place in the ranking by calibrated score (1 = best).")
+    rank_low: int = Field(description="Best place in the rank interval (same coverage as the score's).")
+    rank_high: int = Field(description="Worst place in the rank interval.")
+
+
 class ProposalResult(Out):
     """The decision on one proposal."""
 
@@ -79,7 +95,13 @@ class ProposalResult(Out):
         description="Awarded / requested reference GPU-hours, a fraction 0-1 (summed over machines for a "
         "split award)."
     )
-    score: float = Field(description="Peer-review score on the round's score scale.")
+    score: float = Field(
+        description="Peer-review score on the round's score scale: the calibrated one under a review "
+        "calibration."
+    )
+    calibrated: CalibratedOut | None = Field(
+        default=None, description="Calibrated score and rank with intervals, when the round has reviews."
+    )
     merit_weight: float = Field(
         description="((score - min) / (max - min)) ** exponent, from 0 (scale minimum) to 1 (maximum)."
     )
@@ -240,6 +262,31 @@ class KeepOut(Out):
     )
 
 
+class GreyZoneEntry(Out):
+    """A proposal in the lottery's grey zone."""
+
+    proposal: str = Field(description="Proposal id.")
+    probability_funded: float = Field(description="Its probability of being funded in the stability run.")
+    lot: str = Field(
+        description="sha256 of '<seed>:<proposal id>' in hex; lots in increasing order are the draw."
+    )
+
+
+class LotteryOut(Out):
+    """The lottery at the line: who was in the grey zone, the seed and the draw."""
+
+    seed: int = Field(description="The published seed of the stability run and the lots.")
+    low: float = Field(description="The grey zone's lowest probability of being funded.")
+    high: float = Field(description="The grey zone's highest probability of being funded.")
+    samples: int = Field(
+        description="Samples of the stability run (bootstrap of the reviews, objective 'rank')."
+    )
+    grey_zone: list[GreyZoneEntry] = Field(
+        description="The eligible proposals in the grey zone, in ranking order."
+    )
+    drawn: list[str] = Field(description="The grey zone's proposals in the drawn order (increasing lot).")
+
+
 class RankOut(Out):
     """The record of a rank solve: the order and every step."""
 
@@ -304,6 +351,9 @@ class Solution(Out):
         description="The objective: kind, scaled value, value in merit points, proven bound and gap."
     )
     rank: RankOut | None = Field(default=None, description="The rank walk (objective 'rank' only).")
+    lottery: LotteryOut | None = Field(
+        default=None, description="The lottery at the line, when the policy has one (objective 'rank' only)."
+    )
     keep: KeepOut | None = Field(
         default=None, description="The previous solution this one was kept close to (solve --keep only)."
     )

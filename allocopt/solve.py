@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import platform
 import time
@@ -19,7 +20,9 @@ from allocopt.outcome import metrics, proposal_results
 from allocopt.rank import rank_out, walk
 from allocopt.round import Round, json_path
 from allocopt.solution import (
+    GreyZoneEntry,
     KeepOut,
+    LotteryOut,
     ObjectiveOut,
     PreviousAward,
     Provenance,
@@ -79,6 +82,9 @@ def solve(
 
     rank: RankOut | None = None
     keep_out: KeepOut | None = None
+    lottery: LotteryOut | None = None
+    if objective == "rank" and rnd.policy.lottery is not None:
+        terms, lottery = _draw_lots(rnd, terms, options)
     if objective == "rank":
         record = walk(terms, options)
         if record is None:
@@ -135,6 +141,7 @@ def solve(
             gap=None if gap is None else round(gap, 9),
         ),
         rank=rank,
+        lottery=lottery,
         keep=keep_out,
         proposals=results,
         metrics=figures,
@@ -156,6 +163,42 @@ def solve(
         ),
         input=rnd,
     )
+
+
+def _draw_lots(rnd: Round, terms: Terms, options: SolveOptions) -> tuple[Terms, LotteryOut]:
+    """The lottery at the line: a stability run (the round without its lottery, objective 'rank')
+    measures each proposal's probability of being funded; the eligible ones within the policy's
+    bounds change places in the ranking in the order of their lots."""
+    from allocopt.stability import draw_order, lot, stability  # it solves rounds itself
+
+    policy = rnd.policy.lottery
+    assert policy is not None
+    run = stability(
+        rnd,
+        options.model_copy(update={"objective": "rank"}),
+        samples=policy.samples,
+        seed=policy.seed,
+        parallel=1,
+    )
+    chance = {p.id: p.probability_funded for p in run.proposals}
+    grey = [
+        pid
+        for pid in terms.order
+        if terms.assessments[pid].options and policy.low <= chance[pid] <= policy.high
+    ]
+    order, drawn = draw_order(terms.order, grey, policy.seed)
+    out = LotteryOut(
+        seed=policy.seed,
+        low=policy.low,
+        high=policy.high,
+        samples=policy.samples,
+        grey_zone=[
+            GreyZoneEntry(proposal=pid, probability_funded=chance[pid], lot=lot(policy.seed, pid))
+            for pid in grey
+        ],
+        drawn=drawn,
+    )
+    return dataclasses.replace(terms, order=order), out
 
 
 def _hint_warm_start(model: AllocationModel, terms: Terms) -> None:

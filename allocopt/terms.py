@@ -19,6 +19,7 @@ import math
 from dataclasses import dataclass, field
 from fractions import Fraction
 
+from allocopt.calibrate import scored
 from allocopt.round import Loc, Machine, Pin, Proposal, Round
 
 # Integer scale of one objective point: 'fraction' counts 1e-8 of a fully
@@ -139,7 +140,9 @@ class Terms:
 
 
 def derive(rnd: Round) -> Terms:
-    """Derive the exact terms of a round (expects a validated round)."""
+    """Derive the exact terms of a round (expects a validated round). Under a review
+    calibration, ``terms.round`` carries each proposal's calibrated score."""
+    rnd = scored(rnd)
     total_ref = sum((m.gpu_hours * exact(m.exchange_rate) for m in rnd.machines), Fraction(0))
     scale = OBJECTIVE_SCALE[rnd.policy.merit.value]
     groups = {

@@ -37,12 +37,14 @@ sentence with the numbers.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 
+from allocopt.calibrate import calibrate, scored
 from allocopt.files import sha256_of
 from allocopt.round import Machine, Pin, Proposal, Round, ShareGroup
 from allocopt.solution import Decision, ProposalResult, Solution
@@ -105,6 +107,9 @@ RULES: dict[str, str] = {
     "rank_order": "under 'rank' no unfunded proposal could be added at its minimum with every rule holding",
     "rank_hours": "under 'rank' no funded proposal below its request could take one more unit with every "
     "rule holding",
+    "lottery": "a lottery is recorded exactly when the policy asks for one under 'rank', with the policy's "
+    "seed and bounds, an eligible grey zone within them, and the draw recomputed from the seed",
+    "calibration": "each proposal's calibrated score and interval are the ones recomputed from its reviews",
 }
 
 # The rules about the allocation itself; the rank property is only tested on an allocation
@@ -267,11 +272,17 @@ class Facts:
 
 def verify(rnd: Round, solution: Solution) -> list[Violation]:
     """Every rule the solution breaks against this round (empty: the solution is valid)."""
+    hash_and_coverage = [
+        *check_input_hash(rnd, solution),
+        *check_coverage(rnd, solution),
+        *check_calibration(rnd, solution),
+    ]
+    # Under a review calibration every rule reads the calibrated scores (recomputed here).
+    rnd = scored(rnd)
     facts = Facts.of(rnd, solution.objective.kind)
     listed = _listed(facts, solution)
     found = [
-        *check_input_hash(rnd, solution),
-        *check_coverage(rnd, solution),
+        *hash_and_coverage,
         *check_eligibility(facts, listed),
         *check_machines_per_proposal(listed),
         *check_award_sizes(listed),
@@ -286,6 +297,7 @@ def verify(rnd: Round, solution: Solution) -> list[Violation]:
         *check_decisions(facts, listed),
         *check_metrics(facts, solution, listed),
         *check_rank_record(facts, solution, listed),
+        *check_lottery(facts, solution),
     ]
     if facts.kind == "rank" and not any(v.rule in ALLOCATION_RULES for v in found):
         found += check_rank_property(facts, solution, listed)
@@ -511,9 +523,105 @@ def rank_key(p: Proposal) -> tuple[bool, int, Fraction, str]:
     return (p.committee_rank is None, p.committee_rank or 0, -exact(p.score), p.id)
 
 
-def rank_positions(rnd: Round) -> dict[str, int]:
-    """Each proposal's place (1 = best) among all proposals of the round in the ranking order."""
-    return {p.id: i + 1 for i, p in enumerate(sorted(rnd.proposals, key=rank_key))}
+def rank_positions(rnd: Round, solution: Solution | None = None) -> dict[str, int]:
+    """Each proposal's place (1 = best) among all proposals of the round in the ranking order,
+    after the recorded lottery's draw, if any (see ``check_lottery``)."""
+    order = [p.id for p in sorted(rnd.proposals, key=rank_key)]
+    lottery = solution.lottery if solution is not None else None
+    if lottery is not None:
+        grey = {g.proposal for g in lottery.grey_zone}
+        drawn = iter(sorted(grey, key=lambda pid: lottery_lot(lottery.seed, pid)))
+        order = [next(drawn) if pid in grey else pid for pid in order]
+    return {pid: i + 1 for i, pid in enumerate(order)}
+
+
+def check_calibration(rnd: Round, solution: Solution) -> list[Violation]:
+    """Each proposal's calibrated score, interval and rank are the ones its reviews give, and
+    are given exactly when the round has reviews."""
+    reviewed = any(p.reviews for p in rnd.proposals)
+    expected = calibrate(rnd) if reviewed else {}
+    out: list[Violation] = []
+    for r in solution.proposals:
+        c = r.calibrated
+        if c is None and not reviewed:
+            continue
+        want = expected.get(r.id)
+        got = None if c is None else (c.score, c.low, c.high, c.expected_rank, c.rank_low, c.rank_high)
+        wanted = (
+            None
+            if want is None
+            else (want.score, want.low, want.high, want.expected_rank, want.rank_low, want.rank_high)
+        )
+        if got != wanted or (c is not None and c.method != rnd.policy.reviews.calibration):
+            out.append(
+                Violation(
+                    "calibration",
+                    r.id,
+                    f"proposal '{r.id}' reports calibration {got}, recomputed from its reviews: {wanted}",
+                )
+            )
+    return out
+
+
+def lottery_lot(seed: int, proposal_id: str) -> str:
+    """A proposal's lot: the sha256 of '<seed>:<proposal id>' in hex."""
+    return hashlib.sha256(f"{seed}:{proposal_id}".encode()).hexdigest()
+
+
+def check_lottery(facts: Facts, solution: Solution) -> list[Violation]:
+    """The recorded lottery: only under 'rank' with a lottery policy, with the policy's seed and
+    bounds; its grey zone eligible, in ranking order, within the bounds; its lots and draw
+    recomputed from the seed. (Who is in the grey zone comes from a stability run, which only
+    ``reproduce`` can re-run.)"""
+    rnd, lottery = facts.rnd, solution.lottery
+    policy = rnd.policy.lottery
+    if lottery is None:
+        if facts.kind == "rank" and policy is not None:
+            return [
+                Violation("lottery", "", "the policy asks for a lottery under 'rank' but none is recorded")
+            ]
+        return []
+    if facts.kind != "rank" or policy is None:
+        return [
+            Violation("lottery", "", "a lottery is recorded but the policy has none under this objective")
+        ]
+    out: list[Violation] = []
+    if (lottery.seed, lottery.low, lottery.high, lottery.samples) != (
+        policy.seed,
+        policy.low,
+        policy.high,
+        policy.samples,
+    ):
+        out.append(
+            Violation("lottery", "", "the recorded lottery's seed, bounds or samples are not the policy's")
+        )
+    plain = [p.id for p in sorted(rnd.proposals, key=rank_key)]
+    ids = [g.proposal for g in lottery.grey_zone]
+    if ids != [pid for pid in plain if pid in set(ids)]:
+        out.append(Violation("lottery", "", "the grey zone is not listed in ranking order"))
+    for g in lottery.grey_zone:
+        if g.proposal not in facts.ineligible or facts.ineligible[g.proposal]:
+            out.append(
+                Violation("lottery", g.proposal, f"'{g.proposal}' is in the grey zone but not eligible")
+            )
+        elif not lottery.low <= g.probability_funded <= lottery.high:
+            out.append(
+                Violation(
+                    "lottery",
+                    g.proposal,
+                    f"'{g.proposal}' is in the grey zone with probability {g.probability_funded}, outside "
+                    f"[{lottery.low}, {lottery.high}]",
+                )
+            )
+        if g.lot != lottery_lot(lottery.seed, g.proposal):
+            out.append(
+                Violation("lottery", g.proposal, f"the lot of '{g.proposal}' is not sha256('seed:id')")
+            )
+    if lottery.drawn != sorted(ids, key=lambda pid: lottery_lot(lottery.seed, pid)):
+        out.append(
+            Violation("lottery", "", "the drawn order is not the grey zone in increasing order of lots")
+        )
+    return out
 
 
 def expected_objective_kind(rnd: Round, solution: Solution) -> str:
@@ -1227,7 +1335,7 @@ def check_rank_record(facts: Facts, solution: Solution, listed: list[Listed]) ->
     fund step's outcome is the final decision.
     """
     rnd = facts.rnd
-    positions = rank_positions(rnd)
+    positions = rank_positions(rnd, solution)
     out: list[Violation] = []
     for item in listed:
         place = positions[item.proposal.id]
@@ -1404,10 +1512,10 @@ def check_rank_property(facts: Facts, solution: Solution, listed: list[Listed]) 
     tally = Tally.of(facts, listed)
     steps = solution.rank.steps if solution.rank is not None else []
     proven = {(s.proposal, s.phase): s.proven for s in steps}
-    positions = rank_positions(rnd)
+    positions = rank_positions(rnd, solution)
     by_id = {item.proposal.id: item for item in listed}
     out: list[Violation] = []
-    for p in sorted(rnd.proposals, key=rank_key):
+    for p in sorted(rnd.proposals, key=lambda p: positions[p.id]):
         item = by_id.get(p.id)
         if item is None or facts.ineligible[p.id]:
             continue

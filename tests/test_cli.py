@@ -242,3 +242,54 @@ def test_no_warm_start_finds_the_same_optimum(tmp_path: Path) -> None:
     assert cold["provenance"]["options"]["warm_start"] is False
     assert warm["objective"]["scaled"] == cold["objective"]["scaled"] == 325_500_000
     assert run("reproduce", str(b)).exit_code == 0
+
+
+def test_rank_stopped_by_the_work_limit_is_not_called_infeasible(tmp_path: Path) -> None:
+    """A rank solve whose first check runs out of work says so (exit 1), not 'infeasible'."""
+    out = tmp_path / "rank.json"
+    shipped = str(ROOT / "instances" / "eurohpc-2026.json")
+    result = run("solve", shipped, "--objective", "rank", "--work-limit", "0.002", "-o", str(out), "-q")
+    assert result.exit_code == 1
+    assert "no allocation was found before the first rank check stopped" in result.output
+    assert "infeasible" not in result.output
+    assert not out.exists()
+
+
+def test_reproduce_names_what_differs(tmp_path: Path) -> None:
+    """An edited solution does not reproduce: reproduce exits 1 and names the difference."""
+    sol = tmp_path / "tiny.solution.json"
+    assert run("solve", TINY, "-o", str(sol), "-q").exit_code == 0
+    data = json.loads(sol.read_text())
+    data["objective"]["value"] += 1
+    sol.write_text(json.dumps(data))
+    result = run("reproduce", str(sol))
+    assert result.exit_code == 1
+    assert "differs:" in result.output and "objective" in result.output
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("missing-folder/out.json", "does not exist"),
+        (".", "is a folder"),
+        ("round.json", "input files are never overwritten"),
+    ],
+)
+def test_unwritable_output_is_bad_input_before_solving(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target: str, message: str
+) -> None:
+    """An output that cannot be written is refused at once (exit 2), and the input is untouched."""
+    monkeypatch.chdir(tmp_path)
+    original = (ROOT / "instances" / "tiny.json").read_text()
+    Path("round.json").write_text(original)
+    result = run("solve", "round.json", "-o", target)
+    assert result.exit_code == 2
+    assert message in result.output and "Traceback" not in result.output
+    assert Path("round.json").read_text() == original
+
+
+def test_output_files_are_readable_by_others(tmp_path: Path) -> None:
+    """Solutions are written with the usual permissions, not private to their writer."""
+    out = tmp_path / "tiny.solution.json"
+    assert run("solve", TINY, "-o", str(out), "-q").exit_code == 0
+    assert out.stat().st_mode & 0o044 == 0o044

@@ -6,13 +6,16 @@ import json
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from allocopt.calibrate import calibrate
+from allocopt.cli import cli
 from allocopt.diagnose import diagnostics
 from allocopt.files import canonical_json, read_round, validate_round
 from allocopt.fleet import FLEET
-from allocopt.generate import generate_round, write_round
+from allocopt.generate import AI_TOPICS, FIELDS, SCIENCE_TOPICS, generate_round, write_round
 from allocopt.options import SolveOptions
 from allocopt.round import Round
 from allocopt.solve import solve
@@ -142,7 +145,7 @@ def test_write_round_round_trips(tmp_path: Path) -> None:
 
 def test_shipped_round_is_seed_2026(tmp_path: Path) -> None:
     out = tmp_path / "eurohpc-2026.json"
-    write_round(generate_round(250, 6, 2026), out)
+    write_round(generate_round(250, 6, 2026, reviews=True), out)
     assert SHIPPED.read_text(encoding="utf-8") == out.read_text(encoding="utf-8")
 
 
@@ -152,3 +155,94 @@ def test_a_300_by_8_round_solves() -> None:
     assert solution.solver.status in ("optimal", "feasible")
     assert solution.metrics.decisions.get("funded", 0) > 0
     assert verify(rnd, solution) == []
+
+
+# -- individual reviews ----------------------------------------------------------
+
+
+def without_reviews(rnd: Round) -> dict[str, object]:
+    data = rnd.model_dump(mode="json")
+    for p in data["proposals"]:
+        p["reviews"] = None
+    return data
+
+
+@pytest.mark.parametrize(
+    ("proposals", "machines", "seed", "policy_language"),
+    [(1, 1, 0, True), (17, 3, 4, True), (40, 6, 7, False), (250, 6, 2026, True)],
+)
+def test_reviews_leave_the_rest_of_the_round_alone(
+    proposals: int, machines: int, seed: int, policy_language: bool
+) -> None:
+    plain = generate_round(proposals, machines, seed, policy_language=policy_language)
+    rnd = generate_round(proposals, machines, seed, policy_language=policy_language, reviews=True)
+    assert all(p.reviews is None for p in plain.proposals)
+    assert without_reviews(rnd) == plain.model_dump(mode="json")
+    assert rnd.policy.reviews.calibration == "none"
+
+
+@pytest.mark.parametrize(
+    ("proposals", "machines", "seed"), [(1, 1, 0), (17, 3, 4), (250, 6, 2026), (1200, 8, 3)]
+)
+def test_reviewed_round_validates_with_three_or_four_reviews(
+    proposals: int, machines: int, seed: int
+) -> None:
+    rnd = generate_round(proposals, machines, seed, reviews=True)
+    assert validate_round(rnd.model_dump(mode="json"), "generated") == rnd.canonical()
+    lo, hi = rnd.score_scale.min, rnd.score_scale.max
+    panel_of: dict[str, str] = {}
+    for p in rnd.proposals:
+        reviews = p.reviews or []
+        assert 3 <= len(reviews) <= 4
+        assert len({r.reviewer for r in reviews}) == len(reviews)
+        assert len({r.panel for r in reviews}) == 1  # reviewed by the proposal's own panel
+        for r in reviews:
+            assert r.score is not None and r.criteria is None
+            assert lo <= r.score <= hi and r.score * 2 == round(r.score * 2)
+            assert panel_of.setdefault(r.reviewer, r.panel or "") == r.panel  # one panel per reviewer
+    assert len(panel_of) <= max(6, round(proposals / 3))
+    assert 1 <= len(set(panel_of.values())) <= 6
+
+
+def test_reviews_come_from_panels_by_field_and_share_the_work() -> None:
+    assert sorted(t for _, topics in FIELDS for t in topics) == sorted(SCIENCE_TOPICS + AI_TOPICS)
+    rnd = generate_round(250, 6, 2026, reviews=True)
+    reviews = [r for p in rnd.proposals for r in p.reviews or []]
+    assert {r.panel for r in reviews} == {name for name, _ in FIELDS}
+    load: dict[str, int] = {}
+    for r in reviews:
+        load[r.reviewer] = load.get(r.reviewer, 0) + 1
+    assert len(load) == 83
+    assert max(load.values()) - min(load.values()) <= 6
+    assert 3.1 < len(reviews) / len(rnd.proposals) < 3.4  # a fourth review for about a quarter
+    # The reviews scatter around the score; a calibration that models reviewer bias does better.
+    scores = {p.id: p.score for p in rnd.proposals}
+    errors = {}
+    for method in ("mean", "model"):
+        calibrated = calibrate(rnd, method)
+        errors[method] = sum(abs(calibrated[pid].score - s) for pid, s in scores.items()) / len(scores)
+    assert errors["model"] < errors["mean"] < 0.5
+
+
+def test_reviewed_round_is_deterministic(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    write_round(generate_round(120, 8, 5, reviews=True), a)
+    write_round(generate_round(120, 8, 5, reviews=True), b)
+    assert a.read_bytes() == b.read_bytes()
+    assert canonical_json(generate_round(120, 8, 5, reviews=True)) != canonical_json(
+        generate_round(120, 8, 6, reviews=True)
+    )
+
+
+def test_cli_reviews_flag(tmp_path: Path) -> None:
+    args = ["generate", "--proposals", "30", "--machines", "3", "--seed", "5"]
+    runner = CliRunner()
+    assert (
+        runner.invoke(cli, [*args, "-o", str(tmp_path / "plain.json")], catch_exceptions=False).exit_code == 0
+    )
+    out = tmp_path / "reviewed.json"
+    assert runner.invoke(cli, [*args, "--reviews", "-o", str(out)], catch_exceptions=False).exit_code == 0
+    plain, reviewed = read_round(tmp_path / "plain.json"), read_round(out)
+    assert all(p.reviews is None for p in plain.proposals)
+    assert all(p.reviews for p in reviewed.proposals)
+    assert reviewed == generate_round(30, 3, 5, reviews=True).canonical()

@@ -61,3 +61,12 @@ def test_table_report_shows_reasons(tiny_solution: Solution) -> None:
     for p in tiny_solution.input.proposals:
         assert p.id in text
     assert "below the score threshold (2.5 < 3)" in text
+
+
+def test_csv_neutralises_formulas_after_leading_spaces() -> None:
+    """A spreadsheet also runs ' =1+1': leading spaces do not let a formula through."""
+    from allocopt.report import safe_cell
+
+    assert safe_cell("  =1+1") == "'  =1+1"
+    assert safe_cell(" plain text") == " plain text"
+    assert safe_cell(-3) == -3

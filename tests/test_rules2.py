@@ -759,3 +759,59 @@ def test_rank_infeasible() -> None:
         pins=[pin("P1")],
     )
     assert_infeasible(rnd, rank=True)
+
+
+# --- efficiency per stack ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("gpu_hours", "expected_decision", "expected_hours"),
+    [
+        (10_000, "funded", {"m1": 8000}),  # why: 4,000 reference GPU-h at 0.5 efficiency is 8,000 GPU-h
+        (8000, "funded", {"m1": 8000}),  # why: the machine holds the converted request exactly
+        (7000, "reduced", {"m1": 7000}),  # why: one unit short of the converted request
+        (3000, "not_funded", {}),  # why: the converted minimum (4,000 GPU-h) does not fit
+    ],
+)
+def test_efficiency_converts_the_request(
+    gpu_hours: int, expected_decision: str, expected_hours: dict[str, int]
+) -> None:
+    """A code at 0.5 efficiency on ROCm needs twice the GPU-hours there, request and minimum."""
+    rnd = make_round(
+        machines=[machine("m1", stack="rocm", gpu_hours=gpu_hours)],
+        proposals=[proposal("P1", stacks=("rocm",), request=4000, minimum=2000, efficiency={"rocm": 0.5})],
+    )
+    sol = solve_checked(rnd)
+    assert (decision(sol, "P1"), hours(sol, "P1")) == (expected_decision, expected_hours)
+
+
+@pytest.mark.parametrize(
+    ("efficiency", "min_share", "feasible"),
+    [
+        (0.5, 0.4, True),  # why: the request is 8,000 ROCm GPU-h, worth 8,000 of the 20,000 capacity
+        (0.5, 0.4005, False),  # why: 8,010 is more than the whole converted request
+        (1.0, 0.2, True),  # why: at full speed the request is 4,000 GPU-h, worth 4,000
+        (1.0, 0.2005, False),  # why: 4,010 is more than the request
+    ],
+)
+def test_efficiency_forced_by_a_share_minimum(efficiency: float, min_share: float, feasible: bool) -> None:
+    """Shares count the hours a machine gives away: a slower code's larger award counts in full."""
+    rnd = make_round(
+        machines=[machine("m1", stack="rocm", gpu_hours=10_000), machine("m2", gpu_hours=10_000)],
+        proposals=[
+            proposal(
+                "P1",
+                kind="start-up",
+                stacks=("rocm",),
+                request=4000,
+                minimum=2000,
+                efficiency={"rocm": efficiency},
+            )
+        ],
+        groups=[group("startups", ["start-up"], min_share=min_share)],
+    )
+    if not feasible:
+        assert_infeasible(rnd)
+        return
+    sol = solve_checked(rnd)
+    assert hours(sol, "P1") == {"m1": round(4000 / efficiency)}
