@@ -1084,13 +1084,16 @@ def check_objective(facts: Facts, solution: Solution, listed: list[Listed]) -> l
                 f"is {_n(Fraction(obj.scaled, obj.scale))}",
             )
         )
-    out += _check_bound(obj.kind, obj.best_bound_scaled, obj.gap, obj.scaled)
+    out += _check_bound(obj.kind, obj.best_bound_scaled, obj.gap, obj.scaled, solution.solver.status)
     return out
 
 
-def _check_bound(kind: str, bound: int | None, gap: float | None, scaled: int) -> list[Violation]:
-    """Under 'merit' a bound and gap are given and the bound is not below the objective; under
-    'rank' both are null."""
+def _check_bound(
+    kind: str, bound: int | None, gap: float | None, scaled: int, status: str = "feasible"
+) -> list[Violation]:
+    """Under 'merit' a bound and gap are given, the bound is not below the objective, the gap is
+    the one they give and 'optimal' means they meet; under 'rank' both are null. (That the bound
+    holds is CP-SAT's proof, which only a re-solve can repeat.)"""
     if kind == "rank":
         if bound is None and gap is None:
             return []
@@ -1114,6 +1117,21 @@ def _check_bound(kind: str, bound: int | None, gap: float | None, scaled: int) -
         out.append(Violation("best_bound", "", f"the best bound {bound:,} is below the objective {scaled:,}"))
     if gap < 0:
         out.append(Violation("best_bound", "", f"the gap {_n(gap)} is negative"))
+    expected = round((bound - scaled) / max(1, abs(bound)), 9)
+    if abs(gap - expected) > 1e-9:
+        out.append(
+            Violation(
+                "best_bound", "", f"the gap {_n(gap)} is not (bound - objective) / bound = {_n(expected)}"
+            )
+        )
+    if status == "optimal" and bound != scaled:
+        out.append(
+            Violation(
+                "best_bound",
+                "",
+                f"the status is optimal but the best bound {bound:,} is above the objective {scaled:,}",
+            )
+        )
     return out
 
 

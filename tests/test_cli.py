@@ -293,3 +293,23 @@ def test_output_files_are_readable_by_others(tmp_path: Path) -> None:
     out = tmp_path / "tiny.solution.json"
     assert run("solve", TINY, "-o", str(out), "-q").exit_code == 0
     assert out.stat().st_mode & 0o044 == 0o044
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        {"best_bound_scaled": 10**12},  # why: 'optimal' with a bound far above the objective
+        {"gap": 0.5},  # why: a gap the bound and the objective do not give
+    ],
+)
+def test_verify_catches_false_proof_claims(tmp_path: Path, edit: dict[str, object]) -> None:
+    """A solution claiming a proof its own figures contradict is rejected."""
+    sol = tmp_path / "tiny.solution.json"
+    assert run("solve", TINY, "-o", str(sol), "-q").exit_code == 0
+    data = json.loads(sol.read_text())
+    assert data["solver"]["status"] == "optimal"
+    data["objective"].update(edit)
+    sol.write_text(json.dumps(data))
+    result = run("verify", TINY, str(sol))
+    assert result.exit_code == 1
+    assert "best_bound" in result.output
