@@ -66,6 +66,19 @@ def screen_width() -> int:
     return err.width if err.is_terminal else 140
 
 
+def progress_bar(shown: object = True) -> bars.Progress:
+    """A progress bar on the terminal for many solves (nothing when output is not a terminal)."""
+    return bars.Progress(
+        bars.TextColumn("{task.description}"),
+        bars.BarColumn(),
+        bars.MofNCompleteColumn(),
+        bars.TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal or not shown,
+    )
+
+
 class Failed(Exception):
     """Stop a command with this exit code (messages were already printed)."""
 
@@ -395,15 +408,7 @@ def sweep(
     out_dir = out_dir or Path(f"sweep-{rnd.id}")
     out_dir.mkdir(parents=True, exist_ok=True)
     options = SolveOptions(work_limit=work_limit, gap_limit=gap_limit)
-    with bars.Progress(
-        bars.TextColumn("{task.description}"),
-        bars.BarColumn(),
-        bars.MofNCompleteColumn(),
-        bars.TimeElapsedColumn(),
-        console=err,
-        transient=True,
-        disable=not err.is_terminal,
-    ) as bar:
+    with progress_bar() as bar:
         task = bar.add_task("solving scenarios", total=count)
         outcomes = run_sweep(
             rnd, knobs, options, str(round_file), parallel=parallel, on_done=lambda _: bar.advance(task)
@@ -505,15 +510,7 @@ def explain_command(
     if counterfactuals and one is not None and solution.result(one).decision.value != "not_funded":
         raise click.UsageError(f"{one} is not an eligible proposal left unfunded: no counterfactual to find")
     targets = ([one] if one is not None else ex.rejected(solution)) if counterfactuals else []
-    with bars.Progress(
-        bars.TextColumn("{task.description}"),
-        bars.BarColumn(),
-        bars.MofNCompleteColumn(),
-        bars.TimeElapsedColumn(),
-        console=err,
-        transient=True,
-        disable=not err.is_terminal or not targets,
-    ) as bar:
+    with progress_bar(shown=targets) as bar:
         task = bar.add_task("re-solving counterfactuals", total=len(targets))
         found = ex.counterfactuals(solution, targets, parallel=parallel, on_done=lambda _: bar.advance(task))
     if applicant_id is not None:
@@ -607,15 +604,7 @@ def stability_command(
             ]
         )
     options = SolveOptions(work_limit=work_limit, gap_limit=gap_limit, objective=objective)
-    with bars.Progress(
-        bars.TextColumn("{task.description}"),
-        bars.BarColumn(),
-        bars.MofNCompleteColumn(),
-        bars.TimeElapsedColumn(),
-        console=err,
-        transient=True,
-        disable=not err.is_terminal,
-    ) as bar:
+    with progress_bar() as bar:
         task = bar.add_task("re-solving samples", total=samples)
         result = run_stability(
             rnd,
