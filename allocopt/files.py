@@ -116,12 +116,18 @@ def _fill_scores(data: dict[str, Any]) -> None:
     weights = reviews_policy.get("criteria", {}) if isinstance(reviews_policy, dict) else {}
     if not isinstance(weights, dict) or not all(_is_number(w) and w > 0 for w in weights.values()):
         return
+    scale = data.get("score_scale")
+    lowest = scale.get("min", 0) if isinstance(scale, dict) and _is_number(scale.get("min", 0)) else 0
     for entry in data.get("proposals") or []:
         if not isinstance(entry, dict) or "score" in entry or not isinstance(entry.get("reviews"), list):
             continue
         values = [_review_value(r, weights) for r in entry["reviews"]]
         if values and all(v is not None for v in values):
             entry["score"] = round(sum(v for v in values if v is not None) / len(values), 6)
+        elif values:
+            # A review that cannot be combined is an error validation reports at its own path;
+            # a stand-in score keeps a misleading "score is missing" out of the way.
+            entry["score"] = lowest
 
 
 def _review_value(review: Any, weights: dict[str, float]) -> float | None:
