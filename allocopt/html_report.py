@@ -669,6 +669,14 @@ def _pin_text(r: ProposalResult, given: PinOut, pins: dict[str, Pin], machine_na
     )
 
 
+def _score(r: ProposalResult) -> str:
+    """The score, with its calibrated interval when the round has reviews."""
+    c = r.calibrated
+    if c is None:
+        return f"{r.score:g}"
+    return f'{r.score:.2f}<br><span class="small">{c.low:.2f}\u2013{c.high:.2f}</span>'
+
+
 def _applicant(p: Proposal) -> str:
     a = p.applicant
     return f'{_e(a.name)}<br><span class="small">{_e(a.kind.value)}, {_e(a.country)}</span>'
@@ -700,7 +708,7 @@ def _decisions(solution: Solution) -> str:
             f'<td class="title">{_e(p.title)}</td>'
             f"<td>{_applicant(p)}</td>"
             f"<td>{group}{commercial}</td>"
-            f'<td class="n">{r.score:g}</td>'
+            f'<td class="n">{_score(r)}</td>'
             f"<td>{_badge(r.decision)}</td>"
             f"<td>{names}</td>"
             f'<td class="n">{hours}</td>'

@@ -77,7 +77,8 @@ def walk(terms: Terms, options: SolveOptions) -> RankWalk | None:
             ok, by, proven = (
                 raw.status in ("optimal", "feasible"),
                 "solver",
-                raw.status in ("optimal", "infeasible"),
+                # A feasible allocation that funds it settles the step as well as optimality would.
+                raw.status in ("optimal", "feasible", "infeasible"),
             )
             if ok:
                 witness = raw.units

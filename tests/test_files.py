@@ -37,6 +37,12 @@ BAD = DATA / "bad"
         ("missing_proposal_file", "$.proposals[8]", "not found"),
         ("embargo_without_months", "$.proposals[3].publication", "embargo_months"),
         ("not_an_object", "$", "JSON object"),
+        ("soft_without_penalty", "$.policy.share_groups[1]", "needs a penalty"),
+        ("pin_unknown_proposal", "$.policy.pins[0].proposal", "unknown proposal 'P-99'"),
+        ("pinned_twice", "$.policy.pins[1].proposal", "pinned twice"),
+        ("option_machine_twice", "$.proposals[0].request.machine_options[1].machine", "listed twice"),
+        ("exclusive_unknown_proposal", "$.policy.exclusive[0].proposals", "unknown proposal 'P-99'"),
+        ("exclude_pin_with_machine", "$.policy.pins[0]", "takes no machine"),
     ],
 )
 def test_bad_file_is_reported_with_file_path_and_fix(name: str, path: str, fragment: str) -> None:
