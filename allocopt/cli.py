@@ -126,6 +126,9 @@ class _Commands(click.Group):
         except AllocoptError as exc:
             warn(f"error: {exc}")
             ctx.exit(EXIT_FAIL)
+        except KeyboardInterrupt:
+            warn("interrupted before there was anything to write; nothing was written")
+            ctx.exit(EXIT_FAIL)
         except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
             raise
         except Exception as exc:  # the edge of the program: no traceback for the user

@@ -49,7 +49,7 @@ def read_json(path: Path, shown: str | None = None) -> Any:
     """Parse a JSON file, turning every way it can fail into an ``InputError``."""
     shown = shown or str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark some editors write is fine
     except FileNotFoundError:
         raise InputError([Problem(shown, "", "no such file; check the path")]) from None
     except IsADirectoryError:
@@ -60,6 +60,10 @@ def read_json(path: Path, shown: str | None = None) -> Any:
         raise InputError([Problem(shown, "", f"cannot be read ({exc.strerror})")]) from None
     try:
         return json.loads(text)
+    except RecursionError:
+        raise InputError(
+            [Problem(shown, "", "is nested too deeply to be a round or solution file")]
+        ) from None
     except json.JSONDecodeError as exc:
         raise InputError(
             [

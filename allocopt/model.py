@@ -388,10 +388,14 @@ class AllocationModel:
         self,
         options: SolveOptions,
         on_progress: Callable[[Progress], None] | None = None,
+        *,
+        first_solution_only: bool = False,
     ) -> RawResult:
-        """Run CP-SAT with deterministic settings; Ctrl-C stops it with the best found."""
+        """Run CP-SAT with deterministic settings; Ctrl-C stops it with the best found.
+        ``first_solution_only`` (after a Ctrl-C elsewhere) stops at the first allocation."""
         solver = cp_model.CpSolver()
         params = solver.parameters
+        params.stop_after_first_solution = first_solution_only
         params.num_workers = options.workers
         params.interleave_search = options.workers > 1  # deterministic with several workers
         # The LP relaxation of this model is within a fraction of a percent of the optimum:

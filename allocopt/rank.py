@@ -8,6 +8,7 @@ otherwise; a check that runs out of work is recorded as unproven.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from allocopt.errors import AllocoptError
@@ -28,15 +29,23 @@ class RankWalk:
     stop_reason: str = "finished"
 
 
-def walk(terms: Terms, options: SolveOptions) -> RankWalk | None:
-    """Run the rank walk; None when the rules cannot hold even before the walk starts."""
+def walk(terms: Terms, options: SolveOptions, deadline: float | None = None) -> RankWalk | None:
+    """Run the rank walk; None when the rules cannot hold even before the walk starts. The work
+    limit applies to each step's check; the wall-clock cap (``deadline``, on the perf_counter
+    clock) and Ctrl-C to the whole walk: once either stops a check, later steps go unproven."""
     model = AllocationModel(terms, soft_shares=False)
     options = options.model_copy(update={"gap_limit": 0.0})  # every step is decided exactly
     record = RankWalk(units={})
 
     def check() -> RawResult:
-        # Under 'rank' the work limit applies to each step's check.
-        raw = model.solve(options)
+        if record.stop_reason in ("interrupted", "time_limit"):
+            return RawResult("unknown", record.stop_reason)
+        step_options = options
+        if deadline is not None:
+            step_options = options.model_copy(
+                update={"time_limit": max(0.01, deadline - time.perf_counter())}
+            )
+        raw = model.solve(step_options)
         record.deterministic_seconds += raw.deterministic_seconds
         record.wall_seconds += raw.wall_seconds
         if raw.stop_reason != "finished":

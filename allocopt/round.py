@@ -34,6 +34,7 @@ Id = Annotated[
     ),
 ]
 Fraction01 = Annotated[float, Field(ge=0.0, le=1.0)]
+MAX_HOURS: Final = 10**12  # a trillion GPU-hours: far beyond any round, within exact solver arithmetic
 
 
 class Strict(BaseModel):
@@ -82,7 +83,9 @@ class Machine(Strict):
         description="Memory of the unit the machine bills as one GPU, in GB (LUMI: one GCD, 64).",
     )
     gpu_hours: int = Field(
-        ge=0, description="GPU-hours of this machine available to the round, after pre-commitments."
+        ge=0,
+        le=MAX_HOURS,
+        description="GPU-hours of this machine available to the round, after pre-commitments.",
     )
     exchange_rate: float = Field(
         gt=0,
@@ -92,10 +95,14 @@ class Machine(Strict):
     award_unit: int = Field(
         default=1000,
         gt=0,
+        le=MAX_HOURS,
         description="Award granularity in GPU-hours: awards are whole multiples.",
     )
     max_award_gpu_hours: int | None = Field(
-        default=None, gt=0, description="Cap on one proposal's award on this machine, in GPU-hours."
+        default=None,
+        gt=0,
+        le=MAX_HOURS,
+        description="Cap on one proposal's award on this machine, in GPU-hours.",
     )
     max_award_fraction: float | None = Field(
         default=None,
@@ -166,9 +173,9 @@ class MachineOption(Strict):
     """One machine a proposal can run on, with the hours it needs there."""
 
     machine: Id = Field(description="Machine id.")
-    gpu_hours: int = Field(gt=0, description="Requested GPU-hours of this machine.")
+    gpu_hours: int = Field(gt=0, le=MAX_HOURS, description="Requested GPU-hours of this machine.")
     minimum_gpu_hours: int = Field(
-        gt=0, description="Smallest useful award on this machine, in its GPU-hours."
+        gt=0, le=MAX_HOURS, description="Smallest useful award on this machine, in its GPU-hours."
     )
     preference: float = Field(
         default=1.0,
@@ -196,10 +203,10 @@ class Request(Strict):
     """
 
     reference_gpu_hours: int | None = Field(
-        default=None, gt=0, description="Requested total, in reference GPU-hours."
+        default=None, gt=0, le=MAX_HOURS, description="Requested total, in reference GPU-hours."
     )
     minimum_reference_gpu_hours: int | None = Field(
-        default=None, gt=0, description="Smallest useful award, in reference GPU-hours."
+        default=None, gt=0, le=MAX_HOURS, description="Smallest useful award, in reference GPU-hours."
     )
     machine_options: list[MachineOption] | None = Field(
         default=None,
@@ -395,6 +402,7 @@ class Pin(Strict):
     gpu_hours: int | None = Field(
         default=None,
         gt=0,
+        le=MAX_HOURS,
         description="With 'fund' and a machine: the exact award, in that machine's GPU-hours.",
     )
     reason: str = Field(min_length=1, description="The committee's reason; shown in every report.")

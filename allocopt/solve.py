@@ -86,7 +86,7 @@ def solve(
     if objective == "rank" and rnd.policy.lottery is not None:
         terms, lottery = _draw_lots(rnd, terms, options)
     if objective == "rank":
-        record = walk(terms, options)
+        record = walk(terms, options, deadline=_deadline(options, started))
         if record is None:
             raise InfeasibleError(_listed(_why_infeasible(terms, options, objective)))
         units, rank = record.units, rank_out(terms, record)
@@ -95,9 +95,13 @@ def solve(
     else:
         model = AllocationModel(terms)
         model.maximise_merit()
+        interrupted = False
         if options.warm_start:
-            _hint_warm_start(model, terms)
-        raw = model.solve(options, on_progress)
+            try:
+                _hint_warm_start(model, terms, _left(options, started))
+            except KeyboardInterrupt:
+                interrupted = True  # Ctrl-C: keep the first allocation CP-SAT finds
+        raw = model.solve(_within(options, started), on_progress, first_solution_only=interrupted)
         if raw.status == "infeasible":
             raise InfeasibleError(_listed(_why_infeasible(terms, options, objective)))
         if raw.objective is None or raw.bound is None:
@@ -201,11 +205,29 @@ def _draw_lots(rnd: Round, terms: Terms, options: SolveOptions) -> tuple[Terms, 
     return dataclasses.replace(terms, order=order), out
 
 
-def _hint_warm_start(model: AllocationModel, terms: Terms) -> None:
+def _deadline(options: SolveOptions, started: float) -> float | None:
+    """When the wall-clock cap (--time-limit) runs out, on the perf_counter clock."""
+    return None if options.time_limit is None else started + options.time_limit
+
+
+def _left(options: SolveOptions, started: float) -> float | None:
+    """Seconds left of the wall-clock cap (None: no cap), at least a hundredth."""
+    deadline = _deadline(options, started)
+    return None if deadline is None else max(0.01, deadline - time.perf_counter())
+
+
+def _within(options: SolveOptions, started: float) -> SolveOptions:
+    """The options with the wall-clock cap cut to what is left of it (the recorded options
+    keep the cap as given)."""
+    left = _left(options, started)
+    return options if left is None else options.model_copy(update={"time_limit": left})
+
+
+def _hint_warm_start(model: AllocationModel, terms: Terms, time_limit: float | None = None) -> None:
     """Hint CP-SAT with the warm start's allocation (when it finds one), and the soft share
     groups' deviations that go with it, so the hint is complete: CP-SAT then takes it as its
     first solution at once instead of searching to complete it."""
-    first = warm_start(terms)
+    first = warm_start(terms, time_limit)
     if first is None:
         return
     model.hint(first)

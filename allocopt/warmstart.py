@@ -40,13 +40,16 @@ MILP_NODES = 100  # HiGHS branch-and-bound node limit (deterministic, unlike a t
 Units = dict[OptionKey, int]
 
 
-def warm_start(terms: Terms) -> Units | None:
-    """An allocation satisfying every hard rule, or None when this heuristic finds none."""
+def warm_start(terms: Terms, time_limit: float | None = None) -> Units | None:
+    """An allocation satisfying every hard rule, or None when this heuristic finds none.
+    ``time_limit`` (seconds) caps each HiGHS call, for a solve under a wall-clock cap."""
     if not terms.options:
         return None
-    lp = lp_units(terms)
+    lp = lp_units(terms, time_limit)
     found = [
-        u for u in (_Builder(terms).build(lp), _Builder(terms).build(lp, repair=False)) if feasible(terms, u)
+        u
+        for u in (_Builder(terms, time_limit).build(lp), _Builder(terms, time_limit).build(lp, repair=False))
+        if feasible(terms, u)
     ]
     return max(found, key=lambda u: merit(terms, u)) if found else None
 
@@ -64,7 +67,7 @@ class Relaxation:
     cost: dict[OptionKey, float]
 
 
-def lp_units(terms: Terms) -> Relaxation | None:
+def lp_units(terms: Terms, time_limit: float | None = None) -> Relaxation | None:
     """The LP relaxation of the merit model, solved by HiGHS (None if it fails)."""
     opts = terms.options
     n = len(opts)
@@ -180,7 +183,10 @@ def lp_units(terms: Terms) -> Relaxation | None:
         a_eq = coo_matrix((np.ones(len(eq_cols)), (eq_rows, eq_cols)), shape=(len(fund_sets), 2 * n)).tocsr()
         b_eq = np.ones(len(fund_sets))
     bounds = np.column_stack([lower, upper])
-    res = linprog(c, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs")
+    limits = {"time_limit": time_limit} if time_limit is not None else {}
+    res = linprog(
+        c, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs", options=limits
+    )
     if res.status != 0:
         return None
     marginals = res.lower.marginals + res.upper.marginals
@@ -197,8 +203,9 @@ def lp_units(terms: Terms) -> Relaxation | None:
 class _Builder:
     """Builds an allocation under every rule it tracks (all but awarded-basis shares)."""
 
-    def __init__(self, terms: Terms) -> None:
+    def __init__(self, terms: Terms, time_limit: float | None = None) -> None:
         self.terms = terms
+        self.time_limit = time_limit
         rnd = terms.round
         self.scale = _common_denominator(o.ref_per_unit for o in terms.options)
         self.left = {m.id: m.gpu_hours // m.award_unit for m in rnd.machines}
@@ -412,7 +419,12 @@ class _Builder:
             integrality=np.ones(2 * n),
             bounds=Bounds(np.zeros(2 * n), np.concatenate([[o.max_units for o in free], np.ones(n)])),
             constraints=LinearConstraint(matrix, np.array(lo), np.array(hi)),
-            options={"node_limit": MILP_NODES, "mip_rel_gap": 1e-6, "presolve": True},
+            options={
+                "node_limit": MILP_NODES,
+                "mip_rel_gap": 1e-6,
+                "presolve": True,
+                **({"time_limit": self.time_limit} if self.time_limit is not None else {}),
+            },
         )
         if res.x is None:
             return

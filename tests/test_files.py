@@ -122,3 +122,30 @@ def test_write_atomic_leaves_no_partial_file(tmp_path: Path) -> None:
     write_atomic(target, "ok\n")
     assert target.read_text() == "ok\n"
     assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
+
+
+def test_a_byte_order_mark_is_accepted(tmp_path: Path) -> None:
+    """Some editors start UTF-8 files with a byte-order mark; the round reads the same."""
+    plain = ROOT / "instances" / "tiny.json"
+    marked = tmp_path / "tiny.json"
+    marked.write_bytes(b"\xef\xbb\xbf" + plain.read_bytes())
+    assert read_round(marked) == read_round(plain)
+
+
+def test_absurdly_deep_nesting_is_one_problem(tmp_path: Path) -> None:
+    """JSON nested beyond reason is bad input, not a crash."""
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(InputError, match="nested too deeply"):
+        read_round(deep)
+
+
+def test_hours_beyond_a_trillion_are_bad_input(tmp_path: Path) -> None:
+    """A request of 10**25 GPU-hours is a typo the solver cannot hold: named, with its path."""
+    data = json.loads((ROOT / "instances" / "tiny.json").read_text())
+    data["proposals"][0]["request"]["reference_gpu_hours"] = 10**25
+    file = tmp_path / "huge.json"
+    file.write_text(json.dumps(data))
+    with pytest.raises(InputError) as caught:
+        read_round(file)
+    assert [p.path for p in caught.value.problems] == ["$.proposals[0].request.reference_gpu_hours"]

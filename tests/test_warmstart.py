@@ -21,7 +21,7 @@ ROUNDS = [(40, 3, 1, False), (60, 4, 2, False), (40, 3, 1, True), (80, 5, 3, Tru
 def _solution_of(rnd: Round, monkeypatch: pytest.MonkeyPatch) -> Solution:
     """The warm start turned into a Solution by the normal pipeline (CP-SAT replaced by it)."""
 
-    def fake_solve(self: object, options: Options, on_progress: object = None) -> RawResult:
+    def fake_solve(self: object, options: Options, on_progress: object = None, **_: object) -> RawResult:
         terms = self.terms  # type: ignore[attr-defined]
         units = warm_start(terms)
         assert units is not None
