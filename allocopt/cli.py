@@ -422,11 +422,8 @@ def sweep(
     rows = frontier_rows(outcomes)
     write_atomic(out_dir / "frontier.csv", frontier_csv(rows))
     numeric = [k.path for k in knobs if k.path != "objective"]
-    plots = (
-        plot_frontier(rows, numeric[0], out_dir / "frontier", f"{rnd.id}: merit as {numeric[0]} varies")
-        if numeric
-        else []
-    )
+    title = f"{rnd.id}: merit as {numeric[0]} varies" if numeric else f"{rnd.id}: merit by objective"
+    plots = plot_frontier(rows, numeric[0] if numeric else None, out_dir / "frontier", title, numeric[1:])
     click.echo(render_frontier(rows, width=screen_width()), nl=False)
     solved = sum(o.solution is not None for o in outcomes)
     say(

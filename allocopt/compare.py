@@ -8,6 +8,7 @@ in or dropped out, and what differed in the inputs and options that made them.
 from __future__ import annotations
 
 import json
+import re
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,10 +18,28 @@ from allocopt.solution import Decision, ProposalResult, Solution
 
 @dataclass(frozen=True)
 class Figure:
-    """One row of the side-by-side table: a label and one value per solution."""
+    """One row of the side-by-side table: a label and one value per solution, as shown."""
 
     label: str
     values: tuple[str, ...]
+
+    @property
+    def numbers(self) -> tuple[float | None, ...]:
+        """Each value as a number where it is one number ('18,000', '97.8247', '12.5%'), else None."""
+        return tuple(as_number(v) for v in self.values)
+
+
+_NUMBER = re.compile(r"-?\d[\d,]*(\.\d+)?")
+
+
+def as_number(text: str) -> float | None:
+    """'18,000' -> 18000, '12.5%' -> 0.125, '97.8247' -> 97.8247; anything else -> None."""
+    percent = text.endswith("%")
+    body = text[:-1] if percent else text
+    if not _NUMBER.fullmatch(body):
+        return None
+    value = float(body.replace(",", ""))
+    return value / 100 if percent else value
 
 
 @dataclass
@@ -171,7 +190,12 @@ def proposal_changes(base: Solution, other: Solution) -> list[str]:
 def input_differences(base: Solution, other: Solution) -> list[str]:
     """What differs in the rounds and options that produced the two solutions."""
     a, b = base.input.model_dump(mode="json"), other.input.model_dump(mode="json")
-    out = [f"policy {line}" for line in _dict_diff(a["policy"], b["policy"])]
+    out = [
+        f"round {key}: {json.dumps(a[key])} -> {json.dumps(b[key])}"
+        for key in ("id", "name")
+        if a[key] != b[key]
+    ]
+    out += [f"policy {line}" for line in _dict_diff(a["policy"], b["policy"])]
     for key in ("score_scale",):
         out += [f"{key} {line}" for line in _dict_diff(a[key], b[key])]
     out += _by_id("machine", a["machines"], b["machines"])

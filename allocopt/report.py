@@ -320,6 +320,8 @@ def csv_text(solution: Solution) -> str:
 
 def safe_cell(value: Any) -> Any:
     """Prefix a quote to text starting with = + - @ (after any spaces) or a tab/CR: shown, never run."""
+    if value == "-":  # a dash for "none" is no formula
+        return value
     if isinstance(value, str) and (value[:1] in ("\t", "\r") or value.lstrip()[:1] in ("=", "+", "-", "@")):
         return "'" + value
     return value
@@ -334,17 +336,27 @@ def render_comparison(comp: Comparison, fmt: str, *, width: int = 140) -> str:
         data = {
             "solutions": comp.names,
             "warnings": comp.warnings,
-            "figures": [{"label": f.label, "values": list(f.values)} for f in comp.figures],
+            "figures": [
+                {"label": f.label.strip(), "values": list(f.values), "numbers": list(f.numbers)}
+                for f in comp.figures
+            ],
             "changes": comp.changes,
             "inputs": comp.inputs,
         }
         return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     if fmt == "csv":
+        # One sheet a spreadsheet can filter by section: the figures (numbers as numbers), then
+        # each solution's differences from the first, then any warning.
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(["figure", *comp.names])
+        writer.writerow(["section", "against", "item", *comp.names])
         for f in comp.figures:
-            writer.writerow([safe_cell(f.label), *(safe_cell(v) for v in f.values)])
+            cells = [v if n is None else n for v, n in zip(f.values, f.numbers, strict=True)]
+            writer.writerow(["figure", "", safe_cell(f.label.strip()), *(safe_cell(c) for c in cells)])
+        for name in comp.names[1:]:
+            writer.writerows(["input", name, safe_cell(x)] for x in comp.inputs[name])
+            writer.writerows(["decision", name, safe_cell(x.strip())] for x in comp.changes[name])
+        writer.writerows(["warning", "", safe_cell(w)] for w in comp.warnings)
         return buf.getvalue()
     sections = [
         (f"Differences from {comp.names[0]}: {name}", comp.inputs[name], comp.changes[name])
@@ -384,10 +396,12 @@ def render_frontier(rows: list[dict[str, Any]], *, width: int = 140) -> str:
     """A sweep's frontier as a terminal table: one row per scenario."""
     table = Table(title="Frontier", box=box.SIMPLE_HEAD)
     columns = list(dict.fromkeys(key for row in rows for key in row))
-    for col in columns:
-        # A knob's path is shown by its last part; frontier.csv keeps the whole path.
+    short = [col.rsplit(".", 1)[-1] for col in columns]
+    for col, name in zip(columns, short, strict=True):
+        # A knob's path is shown by its last part unless two knobs share it; frontier.csv keeps
+        # the whole path.
         table.add_column(
-            escape(col.rsplit(".", 1)[-1]),
+            escape(name if short.count(name) == 1 else col),
             justify="left" if col in ("status", "note", "objective") else "right",
         )
     for row in rows:

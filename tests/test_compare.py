@@ -90,7 +90,8 @@ def test_cli_compare_in_every_format(tmp_path: Path, tiny: Round, tiny_solution:
         assert result.exit_code == 0, result.output
         assert "rank.json" in result.output
     rows = list(csv.reader(io.StringIO(render_comparison(compare([tiny_solution] * 2, ["x", "y"]), "csv"))))
-    assert rows[0] == ["figure", "x", "y"]
+    assert rows[0] == ["section", "against", "item", "x", "y"]
+    assert {r[0] for r in rows[1:]} == {"figure", "input", "decision"}
     data = json.loads(runner.invoke(cli, ["compare", str(a), str(b), "--format", "json"]).output)
     assert data["inputs"]["rank.json"] == ['option objective: "merit" -> "rank"']
     assert runner.invoke(cli, ["compare", str(a)]).exit_code == 2
