@@ -51,6 +51,7 @@ CAUSE_WORDS = {
     "whole_units": "whole award units",
     "size": "size vs remaining capacity",
     "merit_per_hour": "merit per hour",
+    "organisation_cap": "organisation cap",
     "combined_rules": "the rules together",
 }
 
@@ -359,6 +360,19 @@ def inversion_cause(ctx: _Context, hi: ProposalResult, lo: ProposalResult) -> tu
             rivals = [p for p in group.proposals if p != hi.id and ctx.results[p].allocations]
             if hi.id in group.proposals and rivals:
                 return "exclusive", f"{hi.id} is exclusive with {rivals[0]}, which is funded"
+        cap = terms.round.policy.max_awards_per_organisation
+        org = a_hi.organisation
+        if cap is not None and org != a_lo.organisation:
+            awards = sorted(
+                pid
+                for pid, a in terms.assessments.items()
+                if a.organisation == org and ctx.results[pid].allocations
+            )
+            if len(awards) >= cap:
+                return "organisation_cap", (
+                    f"{hi.id}'s organisation {org} already has {len(awards)} funded proposal(s) "
+                    f"({_and(awards)}), the most allowed per organisation ({cap})"
+                )
     shared = [m for m in lo_hours if m in hi_options]
     if not shared:
         where = _and([ctx.name(m) for m in lo_hours])

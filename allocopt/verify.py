@@ -97,6 +97,8 @@ RULES: dict[str, str] = {
     "figures": "reported facts about a proposal (request, score, group, pin, fractions) match the round",
     "decision": "each decision follows from the round and the awards",
     "reasons": "every decision but 'funded' gives its reasons, and 'funded' gives none",
+    "reason_codes": "the reasons naming the threshold, publication, compatibility, a pin, exclusivity or the "
+    "organisation cap hold exactly when those rules do",
     "metrics": "the round's metrics match the awards",
     "rank_position": "each proposal's rank position is its place among all proposals in the ranking order",
     "rank_record": "a rank record is given exactly when the objective is 'rank'",
@@ -295,6 +297,7 @@ def verify(rnd: Round, solution: Solution) -> list[Violation]:
         *check_objective(facts, solution, listed),
         *check_reported_figures(facts, listed),
         *check_decisions(facts, listed),
+        *check_reason_codes(facts, listed),
         *check_metrics(facts, solution, listed),
         *check_rank_record(facts, solution, listed),
         *check_lottery(facts, solution),
@@ -1250,6 +1253,68 @@ def check_decisions(facts: Facts, listed: list[Listed]) -> list[Violation]:
                     p.id,
                     f"proposal '{p.id}' is reported '{r.decision}' but is '{expected}': {because}",
                 )
+            )
+    return out
+
+
+def check_reason_codes(facts: Facts, listed: list[Listed]) -> list[Violation]:
+    """The reasons that name a rule verify can recompute hold exactly when that rule does: the
+    score threshold (with its numbers), publication under 'exclude', hardware compatibility, a
+    pin, a funded exclusive rival and a full organisation. (Reasons about remaining hours and
+    shares describe the allocation and are not recomputed.)"""
+    rnd = facts.rnd
+    funded = {item.proposal.id for item in listed if item.positive}
+    org_of = {p.id: p.applicant.name for p in rnd.proposals}
+    per_org = Counter(org_of[pid] for pid in funded)
+    cap = rnd.policy.max_awards_per_organisation
+    out: list[Violation] = []
+    for item in listed:
+        r, p = item.result, item.proposal
+        if r.decision == Decision.FUNDED:
+            continue
+        codes = {x.code: x.detail for x in r.reasons}
+        below = exact(p.score) < exact(rnd.policy.score_threshold)
+        holds = {
+            "below_threshold": below,
+            "publication": rnd.policy.commercial == "exclude" and is_commercial(rnd, p),
+            "incompatible": not facts.options[p.id],
+            "pinned": p.id in facts.pins,
+        }
+        rivals = [
+            q
+            for g in rnd.policy.exclusive
+            if p.id in g.proposals
+            for q in g.proposals
+            if q != p.id and q in funded
+        ]
+        holds["exclusive"] = p.id not in funded and bool(rivals)
+        if cap is not None:
+            holds["organisation_cap"] = p.id not in funded and per_org[org_of[p.id]] >= cap
+        # A reason given must hold; an eligibility rule that holds must be given.
+        must = (
+            ("below_threshold", "publication", "incompatible") if r.decision == Decision.NOT_ELIGIBLE else ()
+        )
+        for code, rule_holds in holds.items():
+            if code in codes and not rule_holds:
+                out.append(
+                    Violation(
+                        "reason_codes",
+                        p.id,
+                        f"proposal '{p.id}' gives the reason '{code}', which does not hold",
+                    )
+                )
+            elif code in must and rule_holds and code not in codes:
+                out.append(
+                    Violation(
+                        "reason_codes",
+                        p.id,
+                        f"proposal '{p.id}' does not give the reason '{code}', which holds",
+                    )
+                )
+        words = f"{_n(p.score)} < {_n(rnd.policy.score_threshold)}"
+        if below and "below_threshold" in codes and words not in codes["below_threshold"]:
+            out.append(
+                Violation("reason_codes", p.id, f"proposal '{p.id}''s threshold reason does not say {words}")
             )
     return out
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from allocopt import Round, Solution
 from allocopt.files import sha256_of
+from allocopt.round import Proposal
 from allocopt.solution import (
     Allocation,
     Decision,
@@ -211,7 +212,7 @@ def hand_solution(rnd: Round, awards: Awards, *, kind: str | None = None) -> Sol
                 commercial=is_commercial(rnd, p),
                 reasons=[]
                 if decision == Decision.FUNDED
-                else [ReasonOut(code="capacity", detail="hand-built placeholder")],
+                else [ReasonOut(code=code, detail="hand-built placeholder") for code in _codes(facts, p)],
             )
         )
 
@@ -339,3 +340,16 @@ def _requested(rnd: Round, pid: str) -> int:
         return p.request.reference_gpu_hours
     rates = {m.id: exact(m.exchange_rate) for m in rnd.machines}
     return max(math.ceil(o.gpu_hours * rates[o.machine]) for o in p.request.machine_options or [])
+
+
+def _codes(facts: Facts, p: Proposal) -> list[str]:
+    """The eligibility reasons verify recomputes, else a placeholder 'capacity'."""
+    rnd = facts.rnd
+    codes = []
+    if Fraction(str(p.score)) < Fraction(str(rnd.policy.score_threshold)):
+        codes.append("below_threshold")
+    if rnd.policy.commercial == "exclude" and is_commercial(rnd, p):
+        codes.append("publication")
+    if not facts.options[p.id]:
+        codes.append("incompatible")
+    return codes or ["capacity"]

@@ -362,3 +362,26 @@ def test_time_limit_caps_the_whole_solve(tmp_path: Path, objective: str) -> None
         # the slack is for reading the solution's figures and a loaded machine.
         assert data["timing"]["total_seconds"] < 4
         assert run("verify", shipped, str(out)).exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("proposal_id", "reason", "fragment"),
+    [
+        ("P-08", {"code": "below_threshold", "detail": "below the score threshold (1 < 3)"}, "does not hold"),
+        ("P-08", {"code": "pinned", "detail": "pinned: not funded"}, "does not hold"),
+        ("P-06", {"code": "capacity", "detail": "every machine is full"}, "'below_threshold', which holds"),
+    ],
+)
+def test_verify_catches_reasons_that_contradict_the_rules(
+    tmp_path: Path, proposal_id: str, reason: dict[str, str], fragment: str
+) -> None:
+    """A reason naming a rule must hold, and an eligibility rule that holds must be named."""
+    sol = tmp_path / "tiny.solution.json"
+    assert run("solve", TINY, "-o", str(sol), "-q").exit_code == 0
+    data = json.loads(sol.read_text())
+    entry = next(p for p in data["proposals"] if p["id"] == proposal_id)
+    entry["reasons"] = [reason]
+    sol.write_text(json.dumps(data))
+    result = run("verify", TINY, str(sol))
+    assert result.exit_code == 1
+    assert "reason_codes" in result.output and fragment in result.output

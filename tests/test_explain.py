@@ -288,6 +288,28 @@ def test_cause_pin_exclusive_cap_and_whole_units() -> None:
     assert found[("W", "L")] == "whole_units"
 
 
+@pytest.mark.parametrize("objective", ["merit", "rank"])
+def test_cause_organisation_cap(objective: str) -> None:
+    """A and B share an organisation capped at one award: B's place goes to C, and the cause says so,
+    with hours idle on the machine (so 'no room' would be false)."""
+    rnd = make_round(
+        machines=[machine(gpu_hours=10_000)],
+        proposals=[
+            proposal("A", score=5, request=2000, minimum=2000, organisation="Org X"),
+            proposal("B", score=4.5, request=2000, minimum=2000, organisation="Org X"),
+            proposal("C", score=3, request=2000, minimum=2000, organisation="Org Y"),
+        ],
+        max_awards_per_organisation=1,
+        objective=objective,
+    )
+    s = checked(rnd)
+    assert causes(s) == {("B", "C"): "organisation_cap"}
+    (inversion,) = explain(s).inversions
+    assert inversion.text == (
+        "B's organisation Org X already has 1 funded proposal(s) (A), the most allowed per organisation (1)"
+    )
+
+
 # -- reserve lists ------------------------------------------------------------------------------
 
 
