@@ -152,20 +152,56 @@ def _floor_share(x: Fraction, total: Fraction) -> str:
     return f"{math.floor(x / total * 10_000) / 10_000:.4f}" if total else "0"
 
 
-def conflicting_rules(terms: Terms, options: SolveOptions, objective: str = "merit") -> list[str]:
-    """A minimal set of named rules that cannot hold together, each with the knob to turn.
+@dataclass(frozen=True)
+class Conflict:
+    """Rules that cannot hold together, each in words with the knob to turn."""
 
-    CP-SAT gives rules that suffice for the conflict (assumptions); a deletion
-    filter then drops every rule the conflict does not need, so dropping any
-    one rule left makes this set feasible. Each rule's knob is measured with
-    every other rule of the round in force.
+    rules: list[str]
+    minimal: bool  # False when a check ran out of work, so a listed rule may not be needed
+
+
+MAX_CONFLICTS = 5  # separate conflicts reported at most; beyond them, solve again after fixing
+
+
+def conflicts(terms: Terms, options: SolveOptions, objective: str = "merit") -> list[Conflict]:
+    """Every separate conflict among the round's named rules (up to MAX_CONFLICTS), each minimal.
+
+    CP-SAT gives rules that suffice for a conflict (assumptions); a deletion filter then drops
+    every rule it does not need, so dropping any one rule left resolves that conflict. The
+    conflict's rules are then set aside and the rest checked again, until they hold: a round
+    with two separate problems names both. Each rule's knob is measured with every other rule in
+    force except those of the other conflicts.
     """
     model = AllocationModel(terms, soft_shares=objective != "rank", named_rules=True)
     every = sorted(model.rules)
-    status, core = model.check_rules(options, every)
-    if status != "infeasible":
-        return []
-    core = sorted(core)
+    active = list(every)
+    found: list[tuple[list[tuple[str, str]], bool]] = []
+    while len(found) < MAX_CONFLICTS:
+        status, core = model.check_rules(options, active)
+        if status != "infeasible":
+            break
+        core, minimal = _shrink(model, options, sorted(core))
+        found.append((core, minimal))
+        active = [r for r in active if r not in set(core)]
+    out = []
+    for core, minimal in found:
+        elsewhere = {r for other, _ in found if other is not core for r in other}
+        words = [
+            _rule_in_words(
+                terms, model, options, rule, [r for r in every if r != rule and r not in elsewhere]
+            )
+            for rule in core
+        ]
+        out.append(Conflict(words, minimal))
+    return out
+
+
+def _shrink(
+    model: AllocationModel, options: SolveOptions, core: list[tuple[str, str]]
+) -> tuple[list[tuple[str, str]], bool]:
+    """A deletion filter: the core without every rule it does not need, and whether each kept
+    rule was proven needed (a trial that ran out of work keeps its rule, unproven)."""
+    minimal = True
     i = 0
     while i < len(core):
         trial = core[:i] + core[i + 1 :]
@@ -174,8 +210,15 @@ def conflicting_rules(terms: Terms, options: SolveOptions, objective: str = "mer
             core = sorted(set(smaller) & set(trial)) or trial
             i = 0
         else:
+            minimal = minimal and status != "unknown"
             i += 1
-    return [_rule_in_words(terms, model, options, rule, [r for r in every if r != rule]) for rule in core]
+    return core, minimal
+
+
+def conflicting_rules(terms: Terms, options: SolveOptions, objective: str = "merit") -> list[str]:
+    """The first conflict's rules in words (empty when the rules hold)."""
+    found = conflicts(terms, options, objective)
+    return found[0].rules if found else []
 
 
 def _rule_in_words(

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from importlib.metadata import version
 
-from allocopt.diagnose import conflicting_rules, diagnostics, share_shortfalls
+from allocopt.diagnose import conflicts, diagnostics, share_shortfalls
 from allocopt.errors import AllocoptError, InfeasibleError, InputError, Problem
 from allocopt.files import sha256_of
 from allocopt.model import AllocationModel, OptionKey, Progress, RawResult
@@ -291,11 +291,19 @@ def _keep_out(terms: Terms, keep: Keep, best: int, units: dict[OptionKey, int]) 
 
 
 def _why_infeasible(terms: Terms, options: SolveOptions, objective: str) -> list[str]:
-    conflict = conflicting_rules(terms, options, objective)
-    if conflict:
-        return [f"these {len(conflict)} rules cannot all hold together; change any one of them:"] + [
-            f"  {rule}" for rule in conflict
-        ]
+    found = conflicts(terms, options, objective)
+    out: list[str] = []
+    for n, conflict in enumerate(found, 1):
+        head = f"these {len(conflict.rules)} rules cannot all hold together; change any one of them"
+        if len(found) > 1:
+            head = f"conflict {n} of {len(found)}: {head}"
+        if not conflict.minimal:
+            head += " (a check ran out of its work limit: one of them may not be needed)"
+        out += [head + ":", *(f"  {rule}" for rule in conflict.rules)]
+    if len(found) > 1:
+        out.append(f"the round has {len(found)} separate conflicts: resolve each one")
+    if out:
+        return out
     return share_shortfalls(terms, options, objective) or [
         "the share minimums, pins and caps cannot all hold together; lower a min_share, "
         "remove a pin or add capacity"

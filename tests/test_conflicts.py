@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from allocopt import Round, SolveOptions, solve
-from allocopt.diagnose import conflicting_rules
+from allocopt.diagnose import conflicting_rules, conflicts
 from allocopt.errors import InfeasibleError
 from allocopt.files import validate_round
 from allocopt.terms import derive
@@ -91,3 +91,53 @@ def test_share_minimum_against_a_commercial_cap(tmp_path: Path) -> None:
 def test_a_feasible_round_has_no_conflict(tiny: Round) -> None:
     """Nothing to explain when the rules hold."""
     assert conflicting_rules(derive(tiny), SolveOptions()) == []
+
+
+def two_conflicts() -> dict[str, Any]:
+    """P-01 and P-02 exclusive yet both pinned to be funded; and a 25 % start-up floor that
+    JUPITER's commercial cap, lowered to 10 %, rules out: two separate conflicts."""
+    data = tiny_data()
+    data["policy"]["exclusive"] = [{"id": "same-work", "proposals": ["P-01", "P-02"], "reason": "twice"}]
+    data["policy"]["pins"] = [
+        {"proposal": "P-01", "action": "fund", "reason": "flagship"},
+        {"proposal": "P-02", "action": "fund", "reason": "flagship too"},
+    ]
+    data["policy"]["share_groups"][1]["min_share"] = 0.25
+    data["machines"][0]["commercial_cap"] = 0.1
+    return data
+
+
+def test_separate_conflicts_are_all_named_with_their_knobs() -> None:
+    """Both conflicts are listed, each minimal, and each knob is measured without the other
+    conflict in the way (a number, not just 'raise it')."""
+    found = conflicts(derive(round_of(two_conflicts())), SolveOptions())
+    assert len(found) == 2 and all(c.minimal for c in found)
+    words = sorted(sorted(c.rules) for c in found)
+    pins_and_exclusive = next(w for w in words if any("exclusive" in r for r in w))
+    assert sum(r.startswith("the pin funding") for r in pins_and_exclusive) == 2
+    floor = next(w for w in words if w is not pins_and_exclusive)
+    assert any("lower its min_share to 0." in r for r in floor), floor
+    with pytest.raises(InfeasibleError, match="the round has 2 separate conflicts"):
+        solve(round_of(two_conflicts()))
+
+
+@pytest.mark.parametrize(
+    ("fix_pins", "fix_floor", "feasible"),
+    [
+        (True, False, False),  # why: the start-up floor still cannot hold
+        (False, True, False),  # why: the exclusive pins still cannot hold
+        (True, True, True),  # why: one rule changed in each conflict
+    ],
+)
+def test_fixing_one_rule_per_conflict_is_needed(fix_pins: bool, fix_floor: bool, feasible: bool) -> None:
+    """Changing one rule of one conflict is not enough while the other stands."""
+    data = two_conflicts()
+    if fix_pins:
+        data["policy"]["pins"] = data["policy"]["pins"][:1]
+    if fix_floor:
+        data["policy"]["share_groups"][1]["min_share"] = 0.1
+    if feasible:
+        assert solve(round_of(data)).solver.status == "optimal"
+    else:
+        with pytest.raises(InfeasibleError):
+            solve(round_of(data))
