@@ -24,7 +24,7 @@ class Figure:
     values: tuple[str, ...]
 
     @property
-    def numbers(self) -> tuple[float | None, ...]:
+    def numbers(self) -> tuple[int | float | None, ...]:
         """Each value as a number where it is one number ('18,000', '97.8247', '12.5%'), else None."""
         return tuple(as_number(v) for v in self.values)
 
@@ -32,14 +32,16 @@ class Figure:
 _NUMBER = re.compile(r"-?\d[\d,]*(\.\d+)?")
 
 
-def as_number(text: str) -> float | None:
-    """'18,000' -> 18000, '12.5%' -> 0.125, '97.8247' -> 97.8247; anything else -> None."""
+def as_number(text: str) -> int | float | None:
+    """'18,000' -> 18000 (whole), '12.5%' -> 0.125, '97.8247' -> 97.8247; anything else -> None."""
     percent = text.endswith("%")
     body = text[:-1] if percent else text
     if not _NUMBER.fullmatch(body):
         return None
-    value = float(body.replace(",", ""))
-    return value / 100 if percent else value
+    digits = body.replace(",", "")
+    if percent:
+        return float(digits) / 100
+    return int(digits) if "." not in digits else float(digits)
 
 
 @dataclass

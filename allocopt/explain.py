@@ -746,6 +746,48 @@ def render_text(ex: Explanation, proposal_id: str | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+@dataclass(frozen=True)
+class Digest:
+    """What a report adds from the explanations: who outcompeted whom, the rank inversions with
+    their causes, and the head of each reserve list."""
+
+    outcompeted: list[tuple[str, str]]  # (proposal, the reason in words)
+    inversions: str  # the count and the tally of causes, in words
+    first_inversions: list[str]
+    reserves: list[tuple[str, list[str]]]  # (machine heading, its first entries)
+
+
+def digest(ex: Explanation, *, inversions: int = 10, reserve: int = 3) -> Digest:
+    """The explanations a report carries, each line in committee words."""
+    causes = ", ".join(f"{CAUSE_WORDS[c]} {n}" for c, n in ex.inversion_causes.items())
+    head = f"{ex.inversion_count} pair(s)" + (f"; causes: {causes}" if causes else "")
+    if ex.causes_counted_over < ex.inversion_count:
+        head += f" (causes counted over the first {ex.causes_counted_over:,})"
+    return Digest(
+        outcompeted=[
+            (p.proposal, x.text) for p in ex.proposals for x in p.reasons if x.code == "outcompeted"
+        ],
+        inversions=head,
+        first_inversions=[
+            f"{i.better} (#{i.better_position}, {_pct(i.better_fraction)}) below {i.lower} "
+            f"(#{i.lower_position}, {_pct(i.lower_fraction)}): {CAUSE_WORDS[i.cause]}: {i.text}"
+            for i in ex.inversions[:inversions]
+        ],
+        reserves=[
+            (
+                f"{res.name} ({res.gpu_hours_left:,} GPU-h left; order: {res.order}; "
+                f"{len(res.entries)} waiting)",
+                [
+                    f"{n}. {e.proposal} (#{e.rank_position}): minimum {e.minimum_gpu_hours:,} GPU-h, "
+                    f"{e.hours_needed:,} GPU-h would have to come back"
+                    for n, e in enumerate(res.entries[:reserve], 1)
+                ],
+            )
+            for res in ex.reserves
+        ],
+    )
+
+
 def counterfactual_lines(c: Counterfactual) -> list[str]:
     lines = [
         f"What would have changed {c.proposal} (each figure a re-solve of the round with only "

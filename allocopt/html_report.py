@@ -21,7 +21,8 @@ import zlib
 from collections.abc import Iterable
 from html import escape
 
-from allocopt.report import headline
+from allocopt.explain import Digest
+from allocopt.report import explanation_digest, headline
 from allocopt.round import Pin, Proposal
 from allocopt.solution import Decision, GroupMetrics, MachineMetrics, PinOut, ProposalResult, Solution
 
@@ -112,6 +113,7 @@ footer { color: #6b7480; font-size: 12px; text-align: center; }
 def html_report(solution: Solution) -> str:
     """The whole report as one self-contained, deterministic HTML document."""
     name = solution.round_name
+    found = explanation_digest(solution)
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en">',
@@ -135,7 +137,8 @@ def html_report(solution: Solution) -> str:
         _summary(solution),
         _charts(solution),
         _funded_list(solution),
-        _decisions(solution),
+        _decisions(solution, found),
+        _explanations(found),
         "<footer>",
         f"Made by allocopt from the solution file alone (solved with allocopt "
         f"{_e(solution.provenance.allocopt_version)}); input sha256 "
@@ -682,7 +685,29 @@ def _applicant(p: Proposal) -> str:
     return f'{_e(a.name)}<br><span class="small">{_e(a.kind.value)}, {_e(a.country)}</span>'
 
 
-def _decisions(solution: Solution) -> str:
+def _explanations(found: Digest) -> str:
+    """Rank inversions with their causes and the head of each reserve list."""
+    inversions = "".join(f"<li>{_e(x)}</li>" for x in found.first_inversions)
+    reserves = ""
+    for head, entries in found.reserves:
+        # Each entry reads "N. ..."; the list numbers them itself.
+        listed = "".join(f"<li>{_e(x.split('. ', 1)[1])}</li>" for x in entries)
+        reserves += f"<li>{_e(head)}<ol>{listed}</ol></li>"
+    return (
+        '<section id="explanations">\n<h2>Rank inversions and reserve lists</h2>\n'
+        f"<p>Rank inversions (a lower-ranked proposal got hours while a better-ranked one got a smaller "
+        f"fraction of its request): {_e(found.inversions)}. The first ones:</p>\n"
+        f'<ul class="reasons">{inversions}</ul>\n'
+        "<p>Reserve lists: who would be funded first on each machine if hours came back.</p>\n"
+        f'<ul class="reasons">{reserves}</ul>\n'
+        '<p class="note">Every inversion, reserve entry and counterfactual: '
+        "<code>allocopt explain</code>.</p>\n"
+        "</section>"
+    )
+
+
+def _decisions(solution: Solution, found: Digest) -> str:
+    outcompeted = dict(found.outcompeted)
     titles = {p.id: p for p in solution.input.proposals}
     machine_names = {m.id: m.name for m in solution.input.machines}
     group_names = {g.id: g.name for g in solution.input.policy.share_groups}
@@ -698,6 +723,8 @@ def _decisions(solution: Solution) -> str:
             items = "".join(
                 f'<li>{_e(x.detail)} <span class="code">({_e(x.code)})</span></li>' for x in r.reasons
             )
+            if r.id in outcompeted:
+                items += f'<li>{_e(outcompeted[r.id])} <span class="code">(outcompeted)</span></li>'
             notes.append(f'<ul class="reasons">{items}</ul>')
         group = _e(group_names.get(r.group, r.group)) if r.group else '<span class="muted">none</span>'
         commercial = '<br><span class="small">commercial</span>' if r.commercial else ""

@@ -37,7 +37,7 @@ def plot_frontier(
         mine = [r for r in rows if line_of(r) == line]
         solved = [r for r in mine if "merit" in r]
         objective = line[0]
-        named = [f"{k.rsplit('.', 1)[-1]} {v}" for k, v in zip(keys, line, strict=True) if v]
+        named = [f"{k} {v}" for k, v in zip(keys, line, strict=True) if v]
         label = ", ".join(named) if named else "merit achieved"
         if solved:
             ax.plot([r[knob] for r in solved], [r["merit"] for r in solved], marker="o", label=label)

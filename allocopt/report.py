@@ -20,6 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from allocopt.compare import Comparison, percent, rank_inversions
+from allocopt.explain import Digest, digest, explain
 from allocopt.solution import Decision, GroupMetrics, Solution
 
 FORMATS = ("table", "markdown", "csv", "json", "html")
@@ -36,7 +37,9 @@ _DECISION_WORDS = {
 def render(solution: Solution, fmt: str, *, width: int = 140) -> str:
     """The whole report in one of FORMATS."""
     if fmt == "table":
-        return to_text(summary_tables(solution), proposals_table(solution), width=width)
+        return to_text(
+            summary_tables(solution), proposals_table(solution), *digest_lines(solution), width=width
+        )
     if fmt == "markdown":
         return markdown(solution)
     if fmt == "csv":
@@ -148,10 +151,39 @@ def _score(row: dict[str, Any]) -> str:
 
 
 def report_data(solution: Solution) -> dict[str, Any]:
-    """The report as plain data (the 'json' format): everything but the embedded round."""
+    """The report as plain data (the 'json' format): everything but the embedded round, with the
+    explanations' digest."""
     data = solution.model_dump(mode="json", exclude={"input"})
     data["proposals"] = proposal_rows(solution)
+    found = explanation_digest(solution)
+    data["explanations"] = {
+        "outcompeted": [{"proposal": pid, "reason": text} for pid, text in found.outcompeted],
+        "rank_inversions": found.inversions,
+        "first_rank_inversions": found.first_inversions,
+        "reserve_lists": [{"machine": head, "first": entries} for head, entries in found.reserves],
+    }
     return data
+
+
+def explanation_digest(solution: Solution) -> Digest:
+    """The explanations every report carries (see ``allocopt explain`` for all of them)."""
+    return digest(explain(solution, listed=10))
+
+
+def digest_lines(solution: Solution) -> list[str]:
+    """The explanations' digest as plain lines (markup escaped), for the terminal report."""
+    found = explanation_digest(solution)
+    lines = ["", "Explanations (every one: allocopt explain)"]
+    if found.outcompeted:
+        lines.append("  Outcompeted (merit per hour):")
+        lines += [f"    {escape(pid)}: {escape(text)}" for pid, text in found.outcompeted]
+    lines.append(f"  Rank inversions: {escape(found.inversions)}")
+    lines += [f"    {escape(x)}" for x in found.first_inversions]
+    lines.append("  Reserve lists (who would be funded first if hours came back):")
+    for head, entries in found.reserves:
+        lines.append(f"    {escape(head)}")
+        lines += [f"      {escape(x)}" for x in entries]
+    return lines
 
 
 # -- terminal tables ----------------------------------------------------------
@@ -287,6 +319,18 @@ def markdown(solution: Solution) -> str:
             for r in sorted(proposal_rows(solution), key=lambda r: r["rank"])
         ),
     )
+    found = explanation_digest(solution)
+    lines += ["", "## Explanations", "", "Every one of them: `allocopt explain`.", ""]
+    if found.outcompeted:
+        lines += ["### Outcompeted", ""]
+        lines += [f"- **{_md(pid)}**: {_md(text)}" for pid, text in found.outcompeted]
+        lines.append("")
+    lines += ["### Rank inversions", "", _md(found.inversions), ""]
+    lines += [f"- {_md(x)}" for x in found.first_inversions]
+    lines += ["", "### Reserve lists", ""]
+    for head, entries in found.reserves:
+        lines.append(f"- {_md(head)}")
+        lines += [f"  - {_md(x)}" for x in entries]
     return "\n".join(lines) + "\n"
 
 
@@ -364,7 +408,8 @@ def render_comparison(comp: Comparison, fmt: str, *, width: int = 140) -> str:
     ]
     if fmt == "markdown":
         lines = ["# Comparison", ""]
-        lines += [f"> **Warning:** {_md(w)}" for w in comp.warnings]
+        for w in comp.warnings:  # a blank line ends the quote before the table starts
+            lines += [f"> **Warning:** {_md(w)}", ""]
         lines += _md_table(("Figure", *comp.names), ((f.label.strip(), *f.values) for f in comp.figures))
         for title, inputs, changes in sections:
             lines += ["", f"## {_md(title)}", "", "Inputs and options:", ""]

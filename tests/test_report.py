@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
+
+import pytest
 
 from allocopt import Round, Solution, solve
 from allocopt.report import render
@@ -70,3 +73,22 @@ def test_csv_neutralises_formulas_after_leading_spaces() -> None:
     assert safe_cell("  =1+1") == "'  =1+1"
     assert safe_cell(" plain text") == " plain text"
     assert safe_cell(-3) == -3
+
+
+@pytest.mark.parametrize("fmt", ["table", "markdown", "json", "html"])
+def test_every_report_carries_the_explanations(tiny_solution: Solution, fmt: str) -> None:
+    """Outcompeted-by, the rank inversions with their causes, and the reserve lists are in the
+    report itself, with the same words as `allocopt explain`."""
+    from allocopt.explain import explain
+
+    ex = explain(tiny_solution)
+    text = render(tiny_solution, fmt)
+    outcompeted = [x.text for p in ex.proposals for x in p.reasons if x.code == "outcompeted"]
+    assert outcompeted, "the tiny round has a proposal outcompeted under merit"
+    flat = " ".join(text.replace("\\", "").split())
+    for words in outcompeted:
+        shown = html.escape(words) if fmt == "html" else words
+        assert " ".join(shown.split()) in flat
+    assert f"{ex.inversion_count} pair(s)" in flat
+    for res in ex.reserves:
+        assert res.name in flat

@@ -8,11 +8,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from allocopt import Round, SolveOptions
+from allocopt import Round, Solution, SolveOptions
 from allocopt.cli import cli
 from allocopt.errors import InputError
+from allocopt.files import write_atomic
 from allocopt.sweep import Scenario, apply, frontier_rows, parse_knob, run, scenarios
 from tests.conftest import ROOT
+from tests.helpers import group, machine, make_round, proposal
 
 TINY = str(ROOT / "instances" / "tiny.json")
 
@@ -79,3 +81,118 @@ def test_cli_sweep_writes_solutions_frontier_and_plots(tmp_path: Path) -> None:
     assert (out / "frontier.svg").read_text().lstrip().startswith("<?xml")
     bad = CliRunner().invoke(cli, ["sweep", TINY, "--vary", "nonsense", "-o", str(out)])
     assert bad.exit_code == 2
+
+
+# -- tiny hand-made rounds through the CLI --------------------------------------------------------
+
+
+def _two_machines() -> Round:
+    """m1 (CUDA, 10,000 GPU-h) and m2 (ROCm, 3,000 GPU-h at rate 2); A1 academic on m1, I1
+    industry on m1 (commercial cap 0.2), R1 academic on m2; share groups academia and industry."""
+    return make_round(
+        machines=[machine("m1"), machine("m2", stack="rocm", gpu_hours=3000, exchange_rate=2.0)],
+        proposals=[
+            proposal("A1", score=5, request=4000, minimum=2000),
+            proposal("I1", kind="industry", commitment="confidential", score=4, request=2000, minimum=2000),
+            proposal("R1", score=2.5, stacks=("rocm",), request=4000, minimum=2000),
+        ],
+        groups=[group("academia", ["academic"]), group("industry", ["industry"])],
+    )
+
+
+def _three() -> Round:
+    """P1, P2, P3 (scores 5, 4, 3) each ask 4,000 GPU-h, minimum 2,000, on one machine m1."""
+    return make_round(
+        proposals=[proposal(f"P{i}", score=6 - i, request=4000, minimum=2000) for i in (1, 2, 3)],
+    )
+
+
+def _sweep(tmp_path: Path, rnd: Round, *varies: str) -> tuple[Path, str]:
+    """Write the round, run `allocopt sweep` on it; the output folder and what was printed."""
+    path, out = tmp_path / "round.json", tmp_path / "sweep"
+    write_atomic(path, rnd.model_dump_json(indent=2))
+    args = [
+        "sweep",
+        str(path),
+        *(x for v in varies for x in ("--vary", v)),
+        "-o",
+        str(out),
+        "--parallel",
+        "1",
+    ]
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return out, result.stdout
+
+
+def _plots_written(out: Path) -> str:
+    """Both plot files are there; the SVG's text."""
+    assert (out / "frontier.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    svg = (out / "frontier.svg").read_text()
+    assert svg.lstrip().startswith("<?xml")
+    return svg
+
+
+def test_cli_sweep_of_the_objective_alone_is_a_bar_chart(tmp_path: Path) -> None:
+    """Varying only the objective writes one solution per objective and a bar chart by objective."""
+    out, printed = _sweep(tmp_path, _two_machines(), "objective=merit,rank")
+    assert "2 of 2 scenarios solved" in printed
+    names = sorted(p.name for p in out.glob("*.solution.json"))
+    assert names == ["objective-merit.solution.json", "objective-rank.solution.json"]
+    kinds = [Solution.model_validate_json((out / n).read_text()).objective.kind for n in names]
+    assert kinds == ["merit", "rank"]
+    svg = _plots_written(out)
+    # matplotlib keeps each text as a comment: the x axis is the objective, one bar label each.
+    for text in ("objective", "merit", "rank", "rule-test: merit by objective"):
+        assert f"<!-- {text} -->" in svg
+
+
+@pytest.mark.parametrize(
+    ("varies", "headings"),
+    [
+        # why: both end in gpu_hours, so the table shows the whole paths
+        (
+            ("machines.m1.gpu_hours=6000,10000", "machines.m2.gpu_hours=2000,3000"),
+            ["machines.m1.gpu_hours", "machines.m2.gpu_hours"],
+        ),
+        # why: distinct last parts are shown short
+        (
+            ("machines.m1.gpu_hours=6000,10000", "policy.share_groups.industry.min_share=0,0.1"),
+            ["gpu_hours", "min_share"],
+        ),
+    ],
+)
+def test_cli_sweep_of_two_knobs_has_distinct_headings(
+    tmp_path: Path, varies: tuple[str, str], headings: list[str]
+) -> None:
+    """With two numeric knobs the frontier table tells them apart, the CSV keeps whole paths, and
+    the plots are written."""
+    out, printed = _sweep(tmp_path, _two_machines(), *varies)
+    header = next(line for line in printed.splitlines() if " status " in line).split()
+    assert header[:2] == headings
+    paths = [v.split("=")[0] for v in varies]
+    assert list(csv.DictReader((out / "frontier.csv").read_text().splitlines()).fieldnames or [])[:2] == paths
+    _plots_written(out)
+
+
+def test_cli_sweep_of_a_machines_hours_changes_the_awards(tmp_path: Path) -> None:
+    """Each value of machines.m1.gpu_hours is solved for real: awards follow the hours as worked out."""
+    out, _ = _sweep(tmp_path, _three(), "machines.m1.gpu_hours=8000,9000,10000,13000")
+    # Weights 1, 0.8, 0.6 per 4,000 GPU-h: fill in score order, P3 at its 2,000 minimum or more;
+    # at 9,000, 3,000 for P2 and 2,000 for P3 (0.6 + 0.3) beat P2 in full alone (0.8).
+    expected = {
+        8000: ({"P1": 4000, "P2": 4000, "P3": 0}, 1.8),
+        9000: ({"P1": 4000, "P2": 3000, "P3": 2000}, 1.9),
+        10000: ({"P1": 4000, "P2": 4000, "P3": 2000}, 2.1),
+        13000: ({"P1": 4000, "P2": 4000, "P3": 4000}, 2.4),
+    }
+    rows = list(csv.DictReader((out / "frontier.csv").read_text().splitlines()))
+    assert [int(r["machines.m1.gpu_hours"]) for r in rows] == list(expected)
+    for row, (capacity, (awards, merit)) in zip(rows, expected.items(), strict=True):
+        solution = Solution.model_validate_json((out / f"gpu_hours-{capacity}.solution.json").read_text())
+        got = {r.id: sum(a.gpu_hours for a in r.allocations) for r in solution.proposals}
+        assert got == awards, capacity
+        assert solution.metrics.machines[0].gpu_hours == capacity
+        assert solution.metrics.machines[0].idle_gpu_hours == capacity - sum(awards.values())
+        assert float(row["merit"]) == pytest.approx(merit)
+        assert int(row["funded"]) == sum(1 for h in awards.values() if h)
