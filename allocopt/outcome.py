@@ -153,13 +153,24 @@ class Ledger:
 
 
 def proposal_results(
-    terms: Terms, units: Units, *, objective: str, optimal: bool, gap: float
+    terms: Terms,
+    units: Units,
+    *,
+    objective: str,
+    optimal: bool,
+    gap: float,
+    unproven: frozenset[str] = frozenset(),
 ) -> list[ProposalResult]:
-    """Every proposal's decision, allocations and reasons, in id order."""
+    """Every proposal's decision, allocations and reasons, in id order. Under 'rank', a
+    proposal's decision counts as proven unless one of its steps is in ``unproven``."""
     ledger = Ledger(terms, units)
     position = {pid: i + 1 for i, pid in enumerate(terms.order)}
+
+    def settled(pid: str) -> bool:
+        return pid not in unproven if objective == "rank" else optimal
+
     results = [
-        _result(terms, ledger, a, position[a.proposal.id], objective, optimal, gap)
+        _result(terms, ledger, a, position[a.proposal.id], objective, settled(a.proposal.id), gap)
         for a in terms.assessments.values()
     ]
     if not any(p.reviews for p in terms.round.proposals):
@@ -344,6 +355,12 @@ def _unexplained(a: Assessment, objective: str, optimal: bool, gap: float) -> Re
             code="kept",
             detail="room was left: this re-solve kept close to the previous solution, within its merit "
             "tolerance, rather than reshuffle awards",
+        )
+    if objective == "rank" and not optimal:
+        return ReasonOut(
+            code="not_reached",
+            detail="room may be left: the rank walk's check for it ran out of its work limit, so it was "
+            "treated as not funded (or not raised); raise --work-limit",
         )
     if objective == "rank":
         return ReasonOut(

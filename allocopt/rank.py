@@ -134,11 +134,16 @@ def walk(terms: Terms, options: SolveOptions, deadline: float | None = None) -> 
                 proven=proven,
             )
         )
-    # The fund steps report the final fraction too, so each step reads on its own.
-    final = {s.proposal: s.fraction_of_request for s in record.steps if s.phase == "raise"}
+    # Every step reports the proposal's final fraction, so each step reads on its own (after an
+    # unproven raise step, a later step may still have raised it further).
+    final = {
+        a.proposal.id: round(
+            _scaled_fraction(witness, a, model.fraction_expr(a)[1]) / model.fraction_expr(a)[1], 6
+        )
+        for a in funded
+    }
     record.steps = [
-        s.model_copy(update={"fraction_of_request": final.get(s.proposal, 0.0)}) if s.phase == "fund" else s
-        for s in record.steps
+        s.model_copy(update={"fraction_of_request": final.get(s.proposal, 0.0)}) for s in record.steps
     ]
     record.units = witness
     return record

@@ -32,7 +32,7 @@ from allocopt.solution import (
     Timing,
 )
 from allocopt.terms import Terms, derive
-from allocopt.warmstart import share_deviations, warm_start
+from allocopt.warmstart import Relaxation, lp_units, share_deviations, warm_start
 
 
 @dataclass(frozen=True)
@@ -96,12 +96,17 @@ def solve(
         model = AllocationModel(terms)
         model.maximise_merit()
         interrupted = False
-        if options.warm_start:
-            try:
-                _hint_warm_start(model, terms, _left(options, started))
-            except KeyboardInterrupt:
-                interrupted = True  # Ctrl-C: keep the first allocation CP-SAT finds
-        raw = model.solve(_within(options, started), on_progress, first_solution_only=interrupted)
+        relaxation: Relaxation | None = None
+        try:
+            # The LP relaxation proves a bound CP-SAT's own takes long to reach; it also seeds
+            # the warm start.
+            relaxation = lp_units(terms, _left(options, started)) if terms.options else None
+            if options.warm_start:
+                _hint_warm_start(model, terms, _left(options, started), relaxation)
+        except KeyboardInterrupt:
+            interrupted = True  # Ctrl-C: keep the first allocation CP-SAT finds
+        lp_bound = relaxation.bound if relaxation is not None else None
+        raw = _search(model, terms, options, started, on_progress, interrupted, lp_bound)
         if raw.status == "infeasible":
             raise InfeasibleError(_listed(_why_infeasible(terms, options, objective)))
         if raw.objective is None or raw.bound is None:
@@ -109,8 +114,9 @@ def solve(
                 f"no allocation was found before the solve stopped ({raw.stop_reason.replace('_', ' ')}); "
                 "raise --work-limit or --time-limit"
             )
-        units, optimal, bound = raw.units, raw.status == "optimal", raw.bound
-        gap = (raw.bound - raw.objective) / max(1, abs(raw.bound))
+        bound = raw.bound if lp_bound is None else min(raw.bound, lp_bound)
+        units, optimal = raw.units, raw.status == "optimal" or raw.objective == bound
+        gap = (bound - raw.objective) / max(1, abs(bound))
         stop_reason, det, wall = raw.stop_reason, raw.deterministic_seconds, raw.wall_seconds
         if keep is not None:
             kept, best = _keep_close(terms, options, keep, raw.objective, units)
@@ -122,7 +128,10 @@ def solve(
             keep_out = _keep_out(terms, keep, best, units)
 
     reasons_for = "keep" if keep is not None else objective
-    results = proposal_results(terms, units, objective=reasons_for, optimal=optimal, gap=gap or 0.0)
+    unproven = frozenset(s.proposal for s in rank.steps if not s.proven) if rank is not None else frozenset()
+    results = proposal_results(
+        terms, units, objective=reasons_for, optimal=optimal, gap=gap or 0.0, unproven=unproven
+    )
     figures = metrics(terms, results)
     merit = _merit(terms, units)
     penalty = sum(
@@ -205,6 +214,53 @@ def _draw_lots(rnd: Round, terms: Terms, options: SolveOptions) -> tuple[Terms, 
     return dataclasses.replace(terms, order=order), out
 
 
+PROBE_WORK = 1.0  # deterministic seconds CP-SAT gets to finish alone before the LP bound steps in
+
+
+def _search(
+    model: AllocationModel,
+    terms: Terms,
+    options: SolveOptions,
+    started: float,
+    on_progress: Callable[[Progress], None] | None,
+    interrupted: bool,
+    lp_bound: int | None,
+) -> RawResult:
+    """CP-SAT on the merit model. A round it settles within PROBE_WORK is left to it (so small
+    rounds come back proven optimal). Otherwise its best allocation is measured against the LP
+    bound, and the search goes on from it only until an allocation is within the gap limit of
+    that bound (or the work limit is spent). Every step is deterministic."""
+    first_options = _within(options, started)
+    if lp_bound is None or interrupted or options.work_limit <= PROBE_WORK:
+        return model.solve(first_options, on_progress, first_solution_only=interrupted)
+    first = model.solve(first_options.model_copy(update={"work_limit": PROBE_WORK}), on_progress)
+    if first.stop_reason != "work_limit":
+        return first
+    threshold = math.ceil(lp_bound - options.gap_limit * max(1, abs(lp_bound)))
+    if first.objective is not None and first.objective >= threshold:
+        first.stop_reason = "gap_limit"  # the LP bound proves it within the gap limit
+        return first
+    if first.units:  # go on from the best allocation so far (else from the warm start's hint)
+        model.hint(first.units)
+        model.hint_deviations(share_deviations(terms, first.units))
+    rest = options.work_limit - first.deterministic_seconds
+    second = model.solve(
+        _within(options, started).model_copy(update={"work_limit": max(rest, 0.01)}),
+        on_progress,
+        outside_bound=lp_bound,
+    )
+    second.deterministic_seconds += first.deterministic_seconds
+    second.wall_seconds += first.wall_seconds
+    if first.bound is not None:  # both searches' bounds hold: keep the tighter
+        second.bound = first.bound if second.bound is None else min(first.bound, second.bound)
+    if first.objective is not None and (second.objective is None or second.objective < first.objective):
+        # The hinted search can only match or improve on the first; never keep less.
+        first.deterministic_seconds, first.wall_seconds = second.deterministic_seconds, second.wall_seconds
+        first.stop_reason, first.bound = second.stop_reason, second.bound
+        return first
+    return second
+
+
 def _deadline(options: SolveOptions, started: float) -> float | None:
     """When the wall-clock cap (--time-limit) runs out, on the perf_counter clock."""
     return None if options.time_limit is None else started + options.time_limit
@@ -223,11 +279,16 @@ def _within(options: SolveOptions, started: float) -> SolveOptions:
     return options if left is None else options.model_copy(update={"time_limit": left})
 
 
-def _hint_warm_start(model: AllocationModel, terms: Terms, time_limit: float | None = None) -> None:
+def _hint_warm_start(
+    model: AllocationModel,
+    terms: Terms,
+    time_limit: float | None = None,
+    relaxation: Relaxation | None = None,
+) -> None:
     """Hint CP-SAT with the warm start's allocation (when it finds one), and the soft share
     groups' deviations that go with it, so the hint is complete: CP-SAT then takes it as its
     first solution at once instead of searching to complete it."""
-    first = warm_start(terms, time_limit)
+    first = warm_start(terms, time_limit, relaxation)
     if first is None:
         return
     model.hint(first)

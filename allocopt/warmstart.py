@@ -29,7 +29,7 @@ from fractions import Fraction
 
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, linprog, milp
-from scipy.sparse import coo_matrix
+from scipy.sparse import coo_matrix, csr_matrix
 
 from allocopt.terms import Option, Terms
 
@@ -40,12 +40,15 @@ MILP_NODES = 100  # HiGHS branch-and-bound node limit (deterministic, unlike a t
 Units = dict[OptionKey, int]
 
 
-def warm_start(terms: Terms, time_limit: float | None = None) -> Units | None:
+def warm_start(
+    terms: Terms, time_limit: float | None = None, relaxation: Relaxation | None = None
+) -> Units | None:
     """An allocation satisfying every hard rule, or None when this heuristic finds none.
-    ``time_limit`` (seconds) caps each HiGHS call, for a solve under a wall-clock cap."""
+    ``time_limit`` (seconds) caps each HiGHS call, for a solve under a wall-clock cap;
+    ``relaxation``, the LP relaxation if it is already solved."""
     if not terms.options:
         return None
-    lp = lp_units(terms, time_limit)
+    lp = relaxation if relaxation is not None else lp_units(terms, time_limit)
     found = [
         u
         for u in (_Builder(terms, time_limit).build(lp), _Builder(terms, time_limit).build(lp, repair=False))
@@ -59,16 +62,28 @@ def warm_start(terms: Terms, time_limit: float | None = None) -> Units | None:
 
 @dataclass(frozen=True)
 class Relaxation:
-    """An optimal solution of the LP relaxation: units per option (zeros left out) and, per
-    option, how much merit per unit of merit one unit there would cost (its reduced cost over
-    its coefficient: 0 for options the LP uses, larger for options further from being worth it)."""
+    """An optimal solution of the LP relaxation: units per option (zeros left out); per option,
+    how much merit per unit of merit one unit there would cost (its reduced cost over its
+    coefficient: 0 for options the LP uses, larger for options further from being worth it);
+    and a proven upper bound on the scaled merit of every allocation the rules allow."""
 
     units: dict[OptionKey, float]
     cost: dict[OptionKey, float]
+    bound: int
+
+
+# Relative allowance for floating-point error in the dual bound: far above what sums of up to
+# 10**7 double-precision products can lose (about 10**7 x 1.1e-16), far below any gap reported.
+BOUND_SAFETY = 1e-8
 
 
 def lp_units(terms: Terms, time_limit: float | None = None) -> Relaxation | None:
-    """The LP relaxation of the merit model, solved by HiGHS (None if it fails)."""
+    """The LP relaxation of the merit model, solved by HiGHS (None if it fails).
+
+    Every constraint is one the CP-SAT model implies, so the LP's optimum is an upper bound on
+    the merit of any allowed allocation (soft-share penalties only lower it further). Split
+    awards keep only what holds for any split: each option at most its units, at most
+    max_machines options, the total within the request."""
     opts = terms.options
     n = len(opts)
     index = {o.key: i for i, o in enumerate(opts)}
@@ -84,8 +99,10 @@ def lp_units(terms: Terms, time_limit: float | None = None) -> Relaxation | None
         vals.append(np.asarray(v, dtype=float))
         rhs.append(bound)
 
-    # Variables: u[i] = column i, x[i] = column n + i. Award shape as one block of rows.
-    lo_units = np.array([o.min_units for o in opts], dtype=float)
+    # Variables: u[i] = column i, x[i] = column n + i. Award shape as one block of rows:
+    # min x <= u (1 x <= u for a split award's option) and u <= max x.
+    split = np.array([terms.assessments[o.proposal_id].split for o in opts], dtype=bool)
+    lo_units = np.where(split, 1.0, np.array([o.min_units for o in opts], dtype=float))
     hi_units = np.array([o.max_units for o in opts], dtype=float)
     ar = np.arange(n)
     shape_rows = np.concatenate([ar, ar, n + ar, n + ar])
@@ -102,8 +119,18 @@ def lp_units(terms: Terms, time_limit: float | None = None) -> Relaxation | None
         by_machine[o.machine_id].append(i)
         if a.group_id is not None:
             by_group[a.group_id].append(i)
-    for idx in by_proposal.values():
-        if len(idx) > 1:
+    # How much of "funded" one option's x stands for: 1, or 1 / k for a split award over up to
+    # k machines (its options' x add up to at most k times its funded indicator).
+    weight = {
+        pid: 1.0 / terms.assessments[pid].proposal.max_machines if terms.assessments[pid].split else 1.0
+        for pid in by_proposal
+    }
+    for pid, idx in by_proposal.items():
+        a = terms.assessments[pid]
+        if a.split:
+            add([n + i for i in idx], [1.0] * len(idx), float(a.proposal.max_machines))
+            add(idx, [float(opts[i].f) for i in idx], 1.0)  # the total within the request
+        elif len(idx) > 1:
             add([n + i for i in idx], [1.0] * len(idx), 1.0)  # one option per proposal
     for m in terms.round.machines:
         on = by_machine.get(m.id, [])
@@ -134,18 +161,18 @@ def lp_units(terms: Terms, time_limit: float | None = None) -> Relaxation | None
     for group in terms.round.policy.exclusive:
         idx = [i for pid in group.proposals for i in by_proposal.get(pid, [])]
         if len(idx) > 1:
-            add([n + i for i in idx], [1.0] * len(idx), 1.0)
+            add([n + i for i in idx], [weight[opts[i].proposal_id] for i in idx], 1.0)
     k = terms.round.policy.max_awards_per_organisation
     if k is not None:
         by_org: dict[str, list[int]] = defaultdict(list)
         for pid, idx in by_proposal.items():
             by_org[terms.assessments[pid].organisation] += idx
         for idx in by_org.values():
-            add([n + i for i in idx], [1.0] * len(idx), float(k))
+            add([n + i for i in idx], [weight[opts[i].proposal_id] for i in idx], float(k))
 
     lower = np.zeros(2 * n)
     upper = np.concatenate([hi_units, np.ones(n)])
-    fund_sets: list[list[int]] = []  # x of a fund-pinned proposal's options sum to 1
+    fund_sets: list[list[int]] = []  # a fund-pinned proposal is funded: its x add up to 1 (split: >= 1)
     for a in terms.assessments.values():
         pin = a.pin
         if pin is None or not a.options:
@@ -162,7 +189,10 @@ def lp_units(terms: Terms, time_limit: float | None = None) -> Relaxation | None
             j = index.get((a.proposal.id, pin.machine))
             if j is not None and pin.gpu_hours is not None:
                 lower[j] = upper[j] = float(pin.gpu_hours // opts[j].unit_hours)
-        fund_sets.append([n + i for i in idx])
+        if a.split:
+            add([n + i for i in idx], [-1.0] * len(idx), -1.0)
+        else:
+            fund_sets.append([n + i for i in idx])
 
     a_ub = coo_matrix(
         (
@@ -194,7 +224,49 @@ def lp_units(terms: Terms, time_limit: float | None = None) -> Relaxation | None
     return Relaxation(
         units={o.key: float(res.x[i]) for i, o in enumerate(opts) if res.x[i] > 1e-9},
         cost={o.key: float(reduced[i]) / max(o.coef, 1) for i, o in enumerate(opts)},
+        bound=_dual_bound(
+            c,
+            a_ub,
+            b_ub,
+            a_eq,
+            b_eq,
+            lower,
+            upper,
+            res.ineqlin.marginals,
+            res.eqlin.marginals if fund_sets else None,
+        ),
     )
+
+
+def _dual_bound(
+    c: np.ndarray,
+    a_ub: csr_matrix,
+    b_ub: np.ndarray,
+    a_eq: csr_matrix | None,
+    b_eq: np.ndarray | None,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    lam: np.ndarray,
+    mu: np.ndarray | None,
+) -> int:
+    """An upper bound on the scaled merit from any dual values (weak duality), whatever their
+    accuracy: for the LP min c'z, A_ub z <= b_ub, A_eq z = b_eq, lower <= z <= upper, every
+    lam <= 0 and mu give c'z >= lam'b_ub + mu'b_eq + sum_j min(r_j lower_j, r_j upper_j) with
+    r = c - A_ub'lam - A_eq'mu. The merit (-c'z) is at most minus that, plus an allowance for
+    floating-point error (BOUND_SAFETY times the sum of the magnitudes involved)."""
+    lam = np.minimum(lam, 0.0)
+    r = c - a_ub.T @ lam
+    size = np.abs(c) + abs(a_ub).T @ np.abs(lam)
+    total = float(lam @ b_ub)
+    magnitude = float(np.abs(lam) @ np.abs(b_ub))
+    if a_eq is not None and b_eq is not None and mu is not None:
+        r = r - a_eq.T @ mu
+        size = size + abs(a_eq).T @ np.abs(mu)
+        total += float(mu @ b_eq)
+        magnitude += float(np.abs(mu) @ np.abs(b_eq))
+    total += float(np.minimum(r * lower, r * upper).sum())
+    magnitude += float((size * np.maximum(np.abs(lower), np.abs(upper))).sum())
+    return math.floor(-total + BOUND_SAFETY * magnitude + 1)
 
 
 # -- rounding, repair and fill ----------------------------------------------------------
