@@ -101,12 +101,10 @@ def solve(
             # The LP relaxation proves a bound CP-SAT's own takes long to reach; it also seeds
             # the warm start.
             relaxation = lp_units(terms, _left(options, started)) if terms.options else None
-            if options.warm_start:
-                _hint_warm_start(model, terms, _left(options, started), relaxation)
         except KeyboardInterrupt:
             interrupted = True  # Ctrl-C: keep the first allocation CP-SAT finds
         lp_bound = relaxation.bound if relaxation is not None else None
-        raw = _search(model, terms, options, started, on_progress, interrupted, lp_bound)
+        raw = _search(model, terms, options, started, on_progress, interrupted, relaxation)
         if raw.status == "infeasible":
             raise InfeasibleError(_listed(_why_infeasible(terms, options, objective)))
         if raw.objective is None or raw.bound is None:
@@ -214,7 +212,7 @@ def _draw_lots(rnd: Round, terms: Terms, options: SolveOptions) -> tuple[Terms, 
     return dataclasses.replace(terms, order=order), out
 
 
-PROBE_WORK = 1.0  # deterministic seconds CP-SAT gets to finish alone before the LP bound steps in
+PROBE_WORK = 1.0  # deterministic seconds CP-SAT gets alone before the LP bound and warm start step in
 
 
 def _search(
@@ -224,25 +222,43 @@ def _search(
     started: float,
     on_progress: Callable[[Progress], None] | None,
     interrupted: bool,
-    lp_bound: int | None,
+    relaxation: Relaxation | None,
 ) -> RawResult:
-    """CP-SAT on the merit model. A round it settles within PROBE_WORK is left to it (so small
-    rounds come back proven optimal). Otherwise its best allocation is measured against the LP
-    bound, and the search goes on from it only until an allocation is within the gap limit of
-    that bound (or the work limit is spent). Every step is deterministic."""
+    """CP-SAT on the merit model, in two deterministic steps.
+
+    1. A probe: CP-SAT alone for PROBE_WORK deterministic seconds. Most rounds of a few hundred
+       proposals are settled here, proven optimal or within the gap limit.
+    2. Otherwise its best allocation is measured against the LP bound: within the gap limit of
+       it, the search is done. If not, the warm start (LP rounded, repaired, filled) is built,
+       the better of the two is given to CP-SAT as a complete hint, and the search goes on
+       with the rest of the work limit, until an allocation is within the gap limit of the LP
+       bound (or the work is spent).
+    """
     first_options = _within(options, started)
-    if lp_bound is None or interrupted or options.work_limit <= PROBE_WORK:
-        return model.solve(first_options, on_progress, first_solution_only=interrupted)
-    first = model.solve(first_options.model_copy(update={"work_limit": PROBE_WORK}), on_progress)
-    if first.stop_reason != "work_limit":
+    if interrupted:
+        return model.solve(first_options, on_progress, first_solution_only=True)
+    lp_bound = relaxation.bound if relaxation is not None else None
+    probe = min(PROBE_WORK, options.work_limit)
+    first = model.solve(first_options.model_copy(update={"work_limit": probe}), on_progress)
+    if first.stop_reason != "work_limit" or probe >= options.work_limit:
         return first
-    threshold = math.ceil(lp_bound - options.gap_limit * max(1, abs(lp_bound)))
-    if first.objective is not None and first.objective >= threshold:
+    close = None if lp_bound is None else math.ceil(lp_bound - options.gap_limit * max(1, abs(lp_bound)))
+    if close is not None and first.objective is not None and first.objective >= close:
         first.stop_reason = "gap_limit"  # the LP bound proves it within the gap limit
         return first
-    if first.units:  # go on from the best allocation so far (else from the warm start's hint)
-        model.hint(first.units)
-        model.hint_deviations(share_deviations(terms, first.units))
+    start = first.units
+    if options.warm_start:
+        try:
+            warm = warm_start(terms, _left(options, started), relaxation)
+        except KeyboardInterrupt:
+            first.stop_reason = "interrupted"
+            return first
+        worth = lambda u: _merit(terms, u) - _penalty(terms, u)  # noqa: E731
+        if warm is not None and (not start or worth(warm) > worth(start)):
+            start = warm
+    if start:
+        model.hint(start)
+        model.hint_deviations(share_deviations(terms, start))
     rest = options.work_limit - first.deterministic_seconds
     second = model.solve(
         _within(options, started).model_copy(update={"work_limit": max(rest, 0.01)}),
@@ -254,7 +270,7 @@ def _search(
     if first.bound is not None:  # both searches' bounds hold: keep the tighter
         second.bound = first.bound if second.bound is None else min(first.bound, second.bound)
     if first.objective is not None and (second.objective is None or second.objective < first.objective):
-        # The hinted search can only match or improve on the first; never keep less.
+        # The hinted search can only match or improve on the probe; never keep less.
         first.deterministic_seconds, first.wall_seconds = second.deterministic_seconds, second.wall_seconds
         first.stop_reason, first.bound = second.stop_reason, second.bound
         return first
@@ -279,20 +295,9 @@ def _within(options: SolveOptions, started: float) -> SolveOptions:
     return options if left is None else options.model_copy(update={"time_limit": left})
 
 
-def _hint_warm_start(
-    model: AllocationModel,
-    terms: Terms,
-    time_limit: float | None = None,
-    relaxation: Relaxation | None = None,
-) -> None:
-    """Hint CP-SAT with the warm start's allocation (when it finds one), and the soft share
-    groups' deviations that go with it, so the hint is complete: CP-SAT then takes it as its
-    first solution at once instead of searching to complete it."""
-    first = warm_start(terms, time_limit, relaxation)
-    if first is None:
-        return
-    model.hint(first)
-    model.hint_deviations(share_deviations(terms, first))
+def _worth(terms: Terms, units: dict[OptionKey, int]) -> int:
+    """The scaled objective of these units: merit less soft-share penalties."""
+    return _merit(terms, units) - _penalty(terms, units)
 
 
 def _merit(terms: Terms, units: dict[OptionKey, int]) -> int:

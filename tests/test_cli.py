@@ -315,7 +315,7 @@ def test_verify_catches_false_proof_claims(tmp_path: Path, edit: dict[str, objec
     assert "best_bound" in result.output
 
 
-def test_ctrl_c_during_the_warm_start_still_writes_a_solution(
+def test_ctrl_c_before_cp_sat_still_writes_a_solution(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Ctrl-C before CP-SAT starts: the first allocation it finds is written, marked interrupted."""
@@ -323,7 +323,7 @@ def test_ctrl_c_during_the_warm_start_still_writes_a_solution(
     def interrupted(*_: object, **__: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(sys.modules["allocopt.solve"], "warm_start", interrupted)
+    monkeypatch.setattr(sys.modules["allocopt.solve"], "lp_units", interrupted)
     out = tmp_path / "interrupted.json"
     shipped = str(ROOT / "instances" / "eurohpc-2026.json")
     result = run("solve", shipped, "-o", str(out), "-q")
