@@ -390,17 +390,9 @@ class AllocationModel:
         on_progress: Callable[[Progress], None] | None = None,
         *,
         first_solution_only: bool = False,
-        outside_bound: int | None = None,
     ) -> RawResult:
         """Run CP-SAT with deterministic settings; Ctrl-C stops it with the best found.
-        ``first_solution_only`` (after a Ctrl-C elsewhere) stops at the first allocation.
-        ``outside_bound``, a proven bound on the objective from elsewhere (the LP relaxation),
-        stops the search as soon as an allocation is within the gap limit of it."""
-        stop_at = (
-            None
-            if outside_bound is None
-            else math.ceil(outside_bound - options.gap_limit * max(1, abs(outside_bound)))
-        )
+        ``first_solution_only`` (after a Ctrl-C elsewhere) stops at the first allocation."""
         solver = cp_model.CpSolver()
         params = solver.parameters
         params.stop_after_first_solution = first_solution_only
@@ -418,8 +410,7 @@ class AllocationModel:
         if options.time_limit is not None:
             params.max_time_in_seconds = options.time_limit
         # CP-SAT catches Ctrl-C itself (catch_sigint_signal) and stops with its best solution.
-        incumbents = _Incumbents(on_progress, stop_at, outside_bound)
-        status = solver.solve(self.model, incumbents)
+        status = solver.solve(self.model, _Incumbents(on_progress))
         result = RawResult(
             status=_STATUS.get(status, "unknown"),
             stop_reason="finished",
@@ -441,9 +432,7 @@ class AllocationModel:
                 "a number is far too large for exact integer arithmetic (a soft-share penalty, or "
                 "hours in the billions): lower it"
             )
-        if incumbents.stopped and status == cp_model.FEASIBLE:
-            result.stop_reason = "gap_limit"  # proven within the gap limit of the outside bound
-        elif status not in (cp_model.OPTIMAL, cp_model.INFEASIBLE):
+        if status not in (cp_model.OPTIMAL, cp_model.INFEASIBLE):
             if options.time_limit is not None and solver.wall_time >= options.time_limit * 0.99:
                 result.stop_reason = "time_limit"
             elif solver.deterministic_time >= options.work_limit * 0.99:
@@ -462,35 +451,19 @@ _STATUS = {
 
 
 class _Incumbents(cp_model.CpSolverSolutionCallback):
-    """Reports each new allocation, and stops the search at the first one worth ``stop_at``
-    (an objective an outside bound already proves within the gap limit)."""
-
-    def __init__(
-        self,
-        on_progress: Callable[[Progress], None] | None,
-        stop_at: int | None = None,
-        bound: int | None = None,
-    ) -> None:
+    def __init__(self, on_progress: Callable[[Progress], None] | None) -> None:
         super().__init__()
         self._on_progress = on_progress
-        self._stop_at = stop_at
-        self._bound = bound
-        self.stopped = False
 
     def on_solution_callback(self) -> None:
-        objective = round(self.objective_value)
         if self._on_progress is not None:
-            own = math.floor(self.best_objective_bound + 1e-6)
             self._on_progress(
                 Progress(
-                    objective=objective,
-                    bound=own if self._bound is None else min(own, self._bound),
+                    objective=round(self.objective_value),
+                    bound=math.floor(self.best_objective_bound + 1e-6),
                     seconds=self.wall_time,
                 )
             )
-        if self._stop_at is not None and objective >= self._stop_at:
-            self.stopped = True
-            self.stop_search()
 
 
 def _common_denominator(values: Iterable[Fraction]) -> int:

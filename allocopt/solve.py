@@ -226,25 +226,20 @@ def _search(
 ) -> RawResult:
     """CP-SAT on the merit model, in two deterministic steps.
 
-    1. A probe: CP-SAT alone for PROBE_WORK deterministic seconds. Most rounds of a few hundred
-       proposals are settled here, proven optimal or within the gap limit.
-    2. Otherwise its best allocation is measured against the LP bound: within the gap limit of
-       it, the search is done. If not, the warm start (LP rounded, repaired, filled) is built,
-       the better of the two is given to CP-SAT as a complete hint, and the search goes on
-       with the rest of the work limit, until an allocation is within the gap limit of the LP
-       bound (or the work is spent).
-    """
-    first_options = _within(options, started)
+    1. A probe: CP-SAT alone for PROBE_WORK deterministic seconds. Rounds it settles in that
+       time (most of a few hundred proposals) come back proven optimal or within the gap limit.
+    2. Otherwise the LP relaxation's bound is added as a constraint on the objective (it cuts
+       off no allowed allocation), so CP-SAT's bound starts there and its gap limit applies
+       against it; the better of the probe's allocation and the warm start (LP rounded,
+       repaired and filled) is a complete hint; and the search goes on for the rest of the
+       work limit.
+
+    After a Ctrl-C before the search, CP-SAT stops at the first allocation it finds."""
     if interrupted:
-        return model.solve(first_options, on_progress, first_solution_only=True)
-    lp_bound = relaxation.bound if relaxation is not None else None
+        return model.solve(_within(options, started), on_progress, first_solution_only=True)
     probe = min(PROBE_WORK, options.work_limit)
-    first = model.solve(first_options.model_copy(update={"work_limit": probe}), on_progress)
+    first = model.solve(_within(options, started).model_copy(update={"work_limit": probe}), on_progress)
     if first.stop_reason != "work_limit" or probe >= options.work_limit:
-        return first
-    close = None if lp_bound is None else math.ceil(lp_bound - options.gap_limit * max(1, abs(lp_bound)))
-    if close is not None and first.objective is not None and first.objective >= close:
-        first.stop_reason = "gap_limit"  # the LP bound proves it within the gap limit
         return first
     start = first.units
     if options.warm_start:
@@ -253,17 +248,16 @@ def _search(
         except KeyboardInterrupt:
             first.stop_reason = "interrupted"
             return first
-        worth = lambda u: _merit(terms, u) - _penalty(terms, u)  # noqa: E731
-        if warm is not None and (not start or worth(warm) > worth(start)):
+        if warm is not None and (not start or _worth(terms, warm) > _worth(terms, start)):
             start = warm
+    if relaxation is not None:
+        model.model.add(model.merit_expr() <= relaxation.bound)
     if start:
         model.hint(start)
         model.hint_deviations(share_deviations(terms, start))
     rest = options.work_limit - first.deterministic_seconds
     second = model.solve(
-        _within(options, started).model_copy(update={"work_limit": max(rest, 0.01)}),
-        on_progress,
-        outside_bound=lp_bound,
+        _within(options, started).model_copy(update={"work_limit": max(rest, 0.01)}), on_progress
     )
     second.deterministic_seconds += first.deterministic_seconds
     second.wall_seconds += first.wall_seconds

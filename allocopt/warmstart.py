@@ -85,6 +85,8 @@ def lp_units(terms: Terms, time_limit: float | None = None) -> Relaxation | None
     awards keep only what holds for any split: each option at most its units, at most
     max_machines options, the total within the request."""
     opts = terms.options
+    if not opts:
+        return None
     n = len(opts)
     index = {o.key: i for i, o in enumerate(opts)}
     rows: list[np.ndarray] = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
 
 from allocopt import SolveOptions, solve
 from allocopt.generate import generate_round
@@ -12,8 +13,10 @@ from allocopt.round import Round
 from allocopt.solution import Solution
 from allocopt.terms import derive
 from allocopt.verify import verify
-from allocopt.warmstart import feasible, merit, warm_start
+from allocopt.warmstart import feasible, lp_units, merit, warm_start
+from tests.bruteforce import PinError, brute_force
 from tests.helpers import group, machine, make_round, pin, proposal
+from tests.strategies import policy_rounds
 
 ROUNDS = [(40, 3, 1, False), (60, 4, 2, False), (40, 3, 1, True), (80, 5, 3, True), (120, 6, 4, True)]
 
@@ -77,3 +80,22 @@ def test_same_optimum_with_and_without_warm_start(
     assert on.solver.status == off.solver.status == "optimal"
     assert on.objective.scaled == off.objective.scaled
     assert not verify(rnd, on)
+
+
+@settings(max_examples=150, deadline=None, derandomize=True, database=None)
+@given(policy_rounds())
+def test_lp_bound_is_never_below_the_brute_force_optimum(rnd: Round) -> None:
+    """The LP relaxation's bound, which the solver is told, cuts off no allowed allocation: it is
+    at least the brute-force optimum (merit less penalties) on tiny rounds of the whole policy
+    language (split awards, pins, exclusivity, soft shares, the awarded share basis)."""
+    try:
+        expected = brute_force(rnd)
+    except PinError:  # a pin the round cannot honour: bad input, nothing to bound
+        return
+    if expected is None:
+        return
+    relaxation = lp_units(derive(rnd.canonical()))
+    if relaxation is None:  # no option at all: nothing to bound (solve adds no constraint)
+        assert not derive(rnd.canonical()).options
+        return
+    assert relaxation.bound >= expected, rnd.model_dump_json(exclude_defaults=True)
