@@ -561,31 +561,29 @@ def score_grid(solution: Solution, score: float) -> list[float]:
     return [*grid, float(top)]
 
 
-def counterfactual(solution: Solution, proposal_id: str) -> Counterfactual:
+def counterfactual(solution: Solution, proposal_id: str, *, parallel: int = 1) -> Counterfactual:
     """The largest request and the lowest score that would have been funded, and whom each would
     displace: binary searches in which every probe is a full re-solve of the embedded round with
     only this proposal changed, under the recorded options. The searches assume that a smaller
-    request or a higher score never makes funding harder."""
+    request or a higher score never makes funding harder. With ``parallel`` >= 2 the two
+    searches run at once, in two processes."""
     r = solution.result(proposal_id)
     if r.decision != Decision.NOT_FUNDED:
         raise AllocoptError(
             f"{proposal_id} is {r.decision.value.replace('_', ' ')}: counterfactuals are for "
             "eligible proposals that were not funded"
         )
-    rnd, options = solution.input, recorded_options(solution)
-    terms = derive(rnd)
-    total = max(o.request_units for o in terms.assessments[proposal_id].options)
-    probes = 0
-    # Largest n in [1, total) whose scaled request is funded: lo is funded (0: nothing), hi is not.
-    lo, hi, best = 0, total, None
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        probes += 1
-        found = _funded(partial(scaled_round, rnd, proposal_id, mid, total), proposal_id, options)
-        if found is not None:
-            lo, best = mid, found
-        else:
-            hi = mid
+    if parallel >= 2:
+        with ProcessPoolExecutor(max_workers=2) as pool:
+            by_request = pool.submit(_request_search, solution, proposal_id)
+            by_score = pool.submit(_score_search, solution, proposal_id)
+            (lo, total, best, request_probes), (needed_score, needed, score_probes) = (
+                by_request.result(),
+                by_score.result(),
+            )
+    else:
+        lo, total, best, request_probes = _request_search(solution, proposal_id)
+        needed_score, needed, score_probes = _score_search(solution, proposal_id)
     request: int | None = None
     minimum: int | None = None
     if best is not None:
@@ -601,9 +599,43 @@ def counterfactual(solution: Solution, proposal_id: str) -> Counterfactual:
             request = math.ceil(best.result(proposal_id).requested_reference_gpu_hours)
     else:
         words = "no smaller request would have been funded"
-    # Lowest score on the grid that is funded.
-    grid = score_grid(solution, r.score)
-    lo_i, hi_i, needed = -1, len(grid), None  # grid[hi_i] funded (len: none known)
+    return Counterfactual(
+        proposal=proposal_id,
+        largest_request=request,
+        largest_minimum=minimum,
+        largest_request_text=words,
+        scale=(lo, total),
+        displaced_by_request=displaced(solution, best, proposal_id) if best else [],
+        score_needed=needed_score,
+        displaced_by_score=displaced(solution, needed, proposal_id) if needed else [],
+        probes=request_probes + score_probes,
+        note=_counterfactual_note(solution, r, best is None and needed is None),
+    )
+
+
+def _request_search(solution: Solution, proposal_id: str) -> tuple[int, int, Solution | None, int]:
+    """The largest n in [1, total) award units whose scaled request is funded (0: none), the
+    total, the solution that funds it, and the number of re-solves."""
+    rnd, options = solution.input, recorded_options(solution)
+    total = max(o.request_units for o in derive(rnd).assessments[proposal_id].options)
+    lo, hi, best, probes = 0, total, None, 0  # lo is funded (0: nothing), hi is not
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        probes += 1
+        found = _funded(partial(scaled_round, rnd, proposal_id, mid, total), proposal_id, options)
+        if found is not None:
+            lo, best = mid, found
+        else:
+            hi = mid
+    return lo, total, best, probes
+
+
+def _score_search(solution: Solution, proposal_id: str) -> tuple[float | None, Solution | None, int]:
+    """The lowest score on the grid that is funded (None: none), its solution, and the number
+    of re-solves."""
+    rnd, options = solution.input, recorded_options(solution)
+    grid = score_grid(solution, solution.result(proposal_id).score)
+    lo_i, hi_i, needed, probes = -1, len(grid), None, 0  # grid[hi_i] funded (len: none known)
     while hi_i - lo_i > 1:
         mid = (lo_i + hi_i) // 2
         probes += 1
@@ -612,18 +644,7 @@ def counterfactual(solution: Solution, proposal_id: str) -> Counterfactual:
             hi_i, needed = mid, found
         else:
             lo_i = mid
-    return Counterfactual(
-        proposal=proposal_id,
-        largest_request=request,
-        largest_minimum=minimum,
-        largest_request_text=words,
-        scale=(lo, total),
-        displaced_by_request=displaced(solution, best, proposal_id) if best else [],
-        score_needed=grid[hi_i] if needed is not None else None,
-        displaced_by_score=displaced(solution, needed, proposal_id) if needed else [],
-        probes=probes,
-        note=_counterfactual_note(solution, r, best is None and needed is None),
-    )
+    return (grid[hi_i] if needed is not None else None), needed, probes
 
 
 def _counterfactual_note(solution: Solution, r: ProposalResult, nothing: bool) -> str:
@@ -647,7 +668,7 @@ def counterfactuals(
     if len(proposal_ids) <= 1 or parallel <= 1:
         out = []
         for pid in proposal_ids:
-            out.append(counterfactual(solution, pid))
+            out.append(counterfactual(solution, pid, parallel=parallel))
             if on_done is not None:
                 on_done(out[-1])
         return out
