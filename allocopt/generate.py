@@ -145,6 +145,7 @@ from allocopt.round import (
     ShareGroup,
     Stack,
 )
+from allocopt.terms import cap_units
 
 CALL_FRACTION = Fraction(1, 10)
 OVERSUBSCRIPTION = 3.0
@@ -514,6 +515,20 @@ def _fuller_requests(
     return out
 
 
+def _fundable_on(m: Machine, p: Proposal) -> bool:
+    """Whether the machine can hold the proposal's minimum award within its request and the
+    machine's per-proposal cap (a pinned proposal must be eligible)."""
+    if not _compatible(m, p):
+        return False
+    request, minimum = _asked(p)
+    per_unit = Fraction(str(m.exchange_rate)) * Fraction(str(p.efficiency.get(m.stack, 1.0))) * m.award_unit
+    most = math.floor(Fraction(request) / per_unit)
+    cap = cap_units(m)
+    if cap is not None:
+        most = min(most, cap)
+    return max(1, math.ceil(Fraction(minimum) / per_unit)) <= most
+
+
 def _pins_and_duplicates(
     machines: list[Machine], proposals: list[Proposal], capacity: float
 ) -> tuple[list[Pin], list[ExclusiveGroup], list[Proposal]]:
@@ -526,7 +541,7 @@ def _pins_and_duplicates(
         and p.score >= SCORE_THRESHOLD
         and not _commercial(p)
         and p.request.machine_options is None
-        and any(_compatible(m, p) for m in machines)
+        and any(_fundable_on(m, p) for m in machines)
         and _asked(p)[1] <= PIN_MAX_SHARE * capacity
     ]
     if public:
