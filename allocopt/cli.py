@@ -108,6 +108,25 @@ def gap_limit_option(text: str) -> Callable[[Any], Any]:
     )
 
 
+def output_option(what: str) -> Callable[[Any], Any]:
+    """-o/--output for the commands that print a text: write it to a file instead."""
+    return click.option(
+        "-o",
+        "--output",
+        type=click.Path(path_type=Path),
+        default=None,
+        help=f"Write {what} to this file instead of the screen.",
+    )
+
+
+def emit(text: str, output: Path | None) -> None:
+    """A command's text: to the output file (atomically) when given, else to the screen."""
+    if output is not None:
+        write_atomic(output, text)
+    else:
+        click.echo(text, nl=False)
+
+
 class _Commands(click.Group):
     """Runs a command and turns every error into clear lines and an exit code."""
 
@@ -300,23 +319,14 @@ def verify(round_file: Path, solution_file: Path) -> None:
 @cli.command()
 @click.argument("solution_file", metavar="SOLUTION", type=click.Path(path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Write the report to this file instead of the screen.",
-)
+@output_option("the report")
 def report(solution_file: Path, fmt: str, output: Path | None) -> None:
     """Report a solution: headline, shares, machines and every proposal with its reasons."""
     if output is not None:
         check_writable(output, (solution_file,))
     solution = read_solution(solution_file)
     text = render(solution, fmt, width=screen_width() if output is None else 140)
-    if output is not None:
-        write_atomic(output, text)
-    else:
-        click.echo(text, nl=False)
+    emit(text, output)
 
 
 @cli.command()
@@ -346,13 +356,7 @@ def generate(proposals: int, machines: int, seed: int, output: Path, reviews: bo
     type=click.Path(path_type=Path),
 )
 @click.option("--format", "fmt", type=click.Choice(COMPARE_FORMATS), default="table", show_default=True)
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Write the comparison to this file instead of the screen.",
-)
+@output_option("the comparison")
 def compare_command(solution_files: tuple[Path, ...], fmt: str, output: Path | None) -> None:
     """Compare solutions side by side; the first is the baseline the others are diffed against."""
     if output is not None:
@@ -364,10 +368,7 @@ def compare_command(solution_files: tuple[Path, ...], fmt: str, output: Path | N
     for w in comparison.warnings:
         warn(f"warning: {w}")
     text = render_comparison(comparison, fmt, width=screen_width() if output is None else 140)
-    if output is not None:
-        write_atomic(output, text)
-    else:
-        click.echo(text, nl=False)
+    emit(text, output)
 
 
 @cli.command()
@@ -487,9 +488,7 @@ def reproduce(solution_file: Path) -> None:
     "--parallel", type=click.IntRange(1, 64), default=2, show_default=True, help="Re-solves run at once."
 )
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@click.option(
-    "-o", "--output", type=click.Path(path_type=Path), default=None, help="Write to this file instead."
-)
+@output_option("the explanation")
 def explain_command(
     solution_file: Path,
     proposal_id: str | None,
@@ -528,18 +527,13 @@ def explain_command(
             if fmt == "json"
             else ex.render_text(explanation, proposal_id)
         )
-    if output is not None:
-        write_atomic(output, text)
-    else:
-        click.echo(text, nl=False)
+    emit(text, output)
 
 
 @cli.command(name="rank")
 @click.argument("round_file", metavar="ROUND", type=click.Path(path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(REVIEW_FORMATS), default="table", show_default=True)
-@click.option(
-    "-o", "--output", type=click.Path(path_type=Path), default=None, help="Write to this file instead."
-)
+@output_option("the ranking")
 def rank_command(round_file: Path, fmt: str, output: Path | None) -> None:
     """The ranking each review calibration method gives (mean, standardised, model), side by side."""
     if output is not None:
@@ -548,10 +542,7 @@ def rank_command(round_file: Path, fmt: str, output: Path | None) -> None:
     if not any(p.reviews for p in rnd.proposals):
         raise InputError([Problem(str(round_file), "$.proposals", "no proposal has reviews; add reviews")])
     text = render_ranking(rnd, fmt, width=screen_width())
-    if output is not None:
-        write_atomic(output, text)
-    else:
-        click.echo(text, nl=False)
+    emit(text, output)
 
 
 @cli.command(name="stability")
@@ -574,9 +565,7 @@ def rank_command(round_file: Path, fmt: str, output: Path | None) -> None:
 @work_limit_option("Deterministic work limit per solve.")
 @gap_limit_option("Relative gap limit per solve.")
 @click.option("--format", "fmt", type=click.Choice(REVIEW_FORMATS), default="table", show_default=True)
-@click.option(
-    "-o", "--output", type=click.Path(path_type=Path), default=None, help="Write to this file instead."
-)
+@output_option("the stability run")
 def stability_command(
     round_file: Path,
     samples: int,
