@@ -24,7 +24,15 @@ from html import escape
 from allocopt.explain import Digest
 from allocopt.report import explanation_digest, headline
 from allocopt.round import Pin, Proposal
-from allocopt.solution import Decision, GroupMetrics, MachineMetrics, PinOut, ProposalResult, Solution
+from allocopt.solution import (
+    STOPPED_BY,
+    Decision,
+    GroupMetrics,
+    MachineMetrics,
+    PinOut,
+    ProposalResult,
+    Solution,
+)
 
 # Okabe-Ito colours (distinguishable with the common colour-vision deficiencies),
 # paired with a distinct marker shape per decision in the scatter chart.
@@ -197,7 +205,7 @@ def _proof(solution: Solution) -> tuple[str, str]:
         return "gap", f"proven within {gap:.4%} of the best possible"
     return (
         "warn",
-        f"not proven: gap {gap:.4%}, stopped by the {solution.solver.stop_reason.replace('_', ' ')}",
+        f"not proven: gap {gap:.4%}, stopped by {STOPPED_BY[solution.solver.stop_reason]}",
     )
 
 

@@ -14,12 +14,16 @@ Rules (README, "What best means" and "The full policy language"):
     pins, exclusive groups, awards per organisation
 Objectives: 'merit' maximises sum coef u - penalties; the rank walk (rank.py)
 uses ``require`` / ``maximise_fraction`` on the same model.
+
+A neighbourhood model (``free`` and ``around``) decides only the free proposals; every
+other proposal keeps its award in ``around``, which enters each rule as a constant. It is
+how the neighbourhood search (improve.py) re-solves part of a large round exactly.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -73,9 +77,19 @@ class AllocationModel:
         soft_shares: bool = True,
         share_minimums: bool = True,
         named_rules: bool = False,
+        free: Collection[str] | None = None,
+        around: dict[OptionKey, int] | None = None,
     ) -> None:
         self.terms = terms
         self.model = cp_model.CpModel()
+        # The proposals this model decides, and their options: all, or a neighbourhood's.
+        chosen = set(free) if free is not None else None
+        self.assessments = [
+            a for a in terms.assessments.values() if a.options and (chosen is None or a.proposal.id in chosen)
+        ]
+        self.options = [o for a in self.assessments for o in a.options]
+        self._share_scale = _common_denominator(o.ref_per_unit for o in terms.options)
+        self._fixed = _Fixed.of(terms, around or {}, chosen, self._share_scale)
         self.rules: dict[tuple[str, str], Any] = {}
         self._named = named_rules
         self.y: dict[str, Any] = {}
@@ -83,7 +97,7 @@ class AllocationModel:
         self.u: dict[OptionKey, Any] = {}
         self._penalties: list[Any] = []
         self._deviations: dict[str, tuple[Any, Any]] = {}  # soft groups' shortfall and excess
-        self._share_scale = _common_denominator(o.ref_per_unit for o in terms.options)
+        self._on_machine: dict[str, list[Any]] = {m.id: [] for m in terms.round.machines}
         self._add_variables()
         self._award_shape()
         self._machine_capacity()
@@ -96,19 +110,16 @@ class AllocationModel:
     # -- variables and rules -------------------------------------------------
 
     def _add_variables(self) -> None:
-        for a in self.terms.assessments.values():
-            if not a.options:
-                continue
+        for a in self.assessments:
             self.y[a.proposal.id] = self.model.new_bool_var(f"y[{a.proposal.id}]")
             for o in a.options:
                 self.x[o.key] = self.model.new_bool_var(f"x[{o.proposal_id},{o.machine_id}]")
                 self.u[o.key] = self.model.new_int_var(0, o.max_units, f"u[{o.proposal_id},{o.machine_id}]")
+                self._on_machine[o.machine_id].append(o)
 
     def _award_shape(self) -> None:
         """Single-machine awards: one option within its unit range. Split: the total's range."""
-        for a in self.terms.assessments.values():
-            if not a.options:
-                continue
+        for a in self.assessments:
             y = self.y[a.proposal.id]
             xs = [self.x[o.key] for o in a.options]
             if not a.split:
@@ -133,26 +144,31 @@ class AllocationModel:
         for m in self.terms.round.machines:
             units = self._units_on(m.id)
             if units:
-                self._rule("capacity", m.id, self.model.add(sum(units) <= m.gpu_hours // m.award_unit))
+                cap = m.gpu_hours // m.award_unit - self._fixed.machine_units[m.id]
+                self._rule("capacity", m.id, self.model.add(sum(units) <= cap))
 
     def _commercial_cap(self) -> None:
         """Commercial awards on a machine stay within its commercial cap."""
         for m in self.terms.round.machines:
             units = self._units_on(m.id, commercial_only=True)
             if units:
-                cap = self.terms.commercial_cap_hours[m.id] // m.award_unit
+                cap = (
+                    self.terms.commercial_cap_hours[m.id] // m.award_unit - self._fixed.commercial_units[m.id]
+                )
                 self._rule("commercial_cap", m.id, self.model.add(sum(units) <= cap))
 
     def _share_bounds(self, soft_shares: bool, with_minimums: bool) -> None:
         """Each group's reference hours within its bounds (soft bounds: deviation is paid for)."""
         scale = self._share_scale
-        awarded = self._reference_hours(self.terms.options)
+        awarded = self._reference_hours(self.options) + self._fixed.awarded_ref
         ceiling = math.ceil(self.terms.total_ref) + 1
+        members_of: dict[str, list[Any]] = {g: [] for g in self.terms.groups}
+        for o in self.options:
+            group = self.terms.assessments[o.proposal_id].group_id
+            if group is not None:
+                members_of[group].append(o)
         for g in self.terms.groups.values():
-            members = [
-                o for o in self.terms.options if self.terms.assessments[o.proposal_id].group_id == g.group_id
-            ]
-            held = self._reference_hours(members)
+            held = self._reference_hours(members_of[g.group_id]) + self._fixed.group_ref[g.group_id]
             soft = soft_shares and g.soft
             short = self.model.new_int_var(0, ceiling, f"short[{g.group_id}]") if soft else 0
             over = self.model.new_int_var(0, ceiling, f"over[{g.group_id}]") if soft else 0
@@ -193,9 +209,9 @@ class AllocationModel:
 
     def _pins(self) -> None:
         """Committee pins: must fund (on a machine, with an exact award) or must not fund."""
-        for a in self.terms.assessments.values():
+        for a in self.assessments:
             pin = a.pin
-            if pin is None or a.proposal.id not in self.y:
+            if pin is None:
                 continue
             pid = a.proposal.id
             if pin.action == "exclude":
@@ -215,8 +231,9 @@ class AllocationModel:
         """At most one proposal of each exclusive group is funded."""
         for group in self.terms.round.policy.exclusive:
             ys = [self.y[pid] for pid in group.proposals if pid in self.y]
-            if len(ys) > 1:
-                self._rule("exclusive", group.id, self.model.add(sum(ys) <= 1))
+            taken = sum(1 for pid in group.proposals if pid in self._fixed.funded)
+            if len(ys) + taken > 1:
+                self._rule("exclusive", group.id, self.model.add(sum(ys) <= 1 - taken))
 
     def _awards_per_organisation(self) -> None:
         """At most k funded proposals per applicant organisation."""
@@ -224,12 +241,12 @@ class AllocationModel:
         if k is None:
             return
         by_org: dict[str, list[Any]] = {}
-        for a in self.terms.assessments.values():
-            if a.proposal.id in self.y:
-                by_org.setdefault(a.organisation, []).append(self.y[a.proposal.id])
+        for a in self.assessments:
+            by_org.setdefault(a.organisation, []).append(self.y[a.proposal.id])
         for org, ys in by_org.items():
-            if len(ys) > k:
-                self._rule("organisation_cap", org, self.model.add(sum(ys) <= k))
+            left = k - self._fixed.per_organisation.get(org, 0)
+            if len(ys) > left:
+                self._rule("organisation_cap", org, self.model.add(sum(ys) <= left))
 
     def _rule(self, family: str, ident: str, constraint: Any) -> None:
         """In named mode, make a constraint hold only while its rule's literal is true."""
@@ -242,20 +259,26 @@ class AllocationModel:
     def _units_on(self, machine_id: str, commercial_only: bool = False) -> list[Any]:
         return [
             self.u[o.key]
-            for o in self.terms.options
-            if o.machine_id == machine_id
-            and (not commercial_only or self.terms.assessments[o.proposal_id].commercial)
+            for o in self._on_machine[machine_id]
+            if not commercial_only or self.terms.assessments[o.proposal_id].commercial
         ]
 
     def _reference_hours(self, options: Iterable[Any]) -> Any:
         """Capacity used by these options in reference GPU-hours, times the share scale."""
-        return sum(int(o.ref_per_unit * self._share_scale) * self.u[o.key] for o in options)
+        chosen = list(options)
+        return cp_model.LinearExpr.weighted_sum(
+            [self.u[o.key] for o in chosen], [int(o.ref_per_unit * self._share_scale) for o in chosen]
+        )
 
     # -- objectives and extra constraints ------------------------------------
 
     def merit_expr(self) -> Any:
-        """Every award unit's scaled merit, less soft-share penalties."""
-        return sum(o.coef * self.u[o.key] for o in self.terms.options) - sum(self._penalties)
+        """Every award unit's scaled merit, less soft-share penalties (the fixed awards' merit
+        is a constant in a neighbourhood model, so objectives compare with the whole model's)."""
+        free = cp_model.LinearExpr.weighted_sum(
+            [self.u[o.key] for o in self.options], [o.coef for o in self.options]
+        )
+        return free + self._fixed.merit - sum(self._penalties)
 
     def maximise_merit(self) -> None:
         """Objective 'merit'."""
@@ -268,9 +291,7 @@ class AllocationModel:
         self.model.add(self.merit_expr() >= min_merit)
         scale = self._share_scale
         changed, moved = [], []
-        for a in self.terms.assessments.values():
-            if not a.options:
-                continue
+        for a in self.assessments:
             c = self.model.new_bool_var(f"changed[{a.proposal.id}]")
             for o in a.options:
                 before = previous.get(o.key, 0)
@@ -285,7 +306,7 @@ class AllocationModel:
             changed.append(c)
         # One changed decision weighs more than any number of moved hours.
         most_moved = sum(
-            int(o.ref_per_unit * scale) * max(o.max_units, previous.get(o.key, 0)) for o in self.terms.options
+            int(o.ref_per_unit * scale) * max(o.max_units, previous.get(o.key, 0)) for o in self.options
         )
         self.model.minimize((most_moved + 1) * sum(changed) + sum(moved))
 
@@ -294,9 +315,7 @@ class AllocationModel:
 
         Returns the factor that turns the objective back into reference hours.
         """
-        members = [
-            o for o in self.terms.options if self.terms.assessments[o.proposal_id].group_id == group_id
-        ]
+        members = [o for o in self.options if self.terms.assessments[o.proposal_id].group_id == group_id]
         self.model.maximize(self._reference_hours(members))
         return Fraction(1, self._share_scale)
 
@@ -351,9 +370,7 @@ class AllocationModel:
         """What a rule limits, as an expression and the factor to hours: a group's reference
         GPU-hours, a machine's GPU-hours, or its commercial GPU-hours."""
         if family in ("share_min", "share_max"):
-            members = [
-                o for o in self.terms.options if self.terms.assessments[o.proposal_id].group_id == ident
-            ]
+            members = [o for o in self.options if self.terms.assessments[o.proposal_id].group_id == ident]
             return self._reference_hours(members), Fraction(1, self._share_scale)
         unit = self.terms.round.machine(ident).award_unit
         return sum(self._units_on(ident, commercial_only=family == "commercial_cap")), Fraction(unit)
@@ -416,7 +433,7 @@ class AllocationModel:
             stop_reason="finished",
             wall_seconds=solver.wall_time,
             deterministic_seconds=solver.deterministic_time,
-            num_options=len(self.terms.options),
+            num_options=len(self.options),
         )
         if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             result.units = {key: solver.value(u) for key, u in self.u.items()}
@@ -440,6 +457,48 @@ class AllocationModel:
             else:  # neither limit was reached: only Ctrl-C stops CP-SAT early
                 result.stop_reason = "interrupted"
         return result
+
+
+@dataclass(frozen=True)
+class _Fixed:
+    """What the proposals a neighbourhood model does not decide hold, as constants per rule."""
+
+    machine_units: dict[str, int]
+    commercial_units: dict[str, int]
+    group_ref: dict[str, int]  # scaled reference hours, as the model counts them
+    awarded_ref: int
+    funded: frozenset[str]
+    per_organisation: dict[str, int]
+    merit: int
+
+    @classmethod
+    def of(cls, terms: Terms, around: dict[OptionKey, int], free: set[str] | None, scale: int) -> _Fixed:
+        machine_units = {m.id: 0 for m in terms.round.machines}
+        commercial_units = dict(machine_units)
+        group_ref = {g: 0 for g in terms.groups}
+        awarded, merit = 0, 0
+        funded: set[str] = set()
+        per_organisation: dict[str, int] = {}
+        decided = free or set()
+        for (pid, machine_id), u in around.items() if free is not None else ():
+            if u <= 0 or pid in decided:  # no award, or a free proposal's
+                continue
+            a = terms.assessments[pid]
+            o = next(o for o in a.options if o.machine_id == machine_id)
+            machine_units[machine_id] += u
+            if a.commercial:
+                commercial_units[machine_id] += u
+            ref = int(o.ref_per_unit * scale) * u
+            awarded += ref
+            if a.group_id is not None:
+                group_ref[a.group_id] += ref
+            merit += o.coef * u
+            if pid not in funded:
+                funded.add(pid)
+                per_organisation[a.organisation] = per_organisation.get(a.organisation, 0) + 1
+        return cls(
+            machine_units, commercial_units, group_ref, awarded, frozenset(funded), per_organisation, merit
+        )
 
 
 _STATUS = {

@@ -43,6 +43,7 @@ class SolveOptions(BaseModel):
     warm_start: bool = Field(
         default=True,
         description="Merit objective: hint CP-SAT with a first allocation from the LP relaxation, "
-        "rounded, improved by a small node-limited MILP and filled greedily (deterministic); "
-        "used only when it satisfies every rule.",
+        "rounded, improved by a small node-limited MILP and filled greedily, then improved by "
+        "re-solving neighbourhoods near the LP's cut exactly (deterministic); used only when it "
+        "satisfies every rule.",
     )

@@ -21,7 +21,7 @@ from rich.table import Table
 
 from allocopt.compare import Comparison, percent, rank_inversions
 from allocopt.explain import Digest, digest, explain
-from allocopt.solution import Decision, GroupMetrics, Solution
+from allocopt.solution import STOPPED_BY, Decision, GroupMetrics, Solution
 
 FORMATS = ("table", "markdown", "csv", "json", "html")
 COMPARE_FORMATS = ("table", "markdown", "csv", "json")
@@ -83,7 +83,7 @@ def headline(solution: Solution) -> list[tuple[str, str]]:
             limit = float(str(solution.provenance.options.get("gap_limit", 0)))
             gap = f"{percent(obj.gap or 0)}, proven within the {limit:.4%} gap limit"
         else:
-            gap = f"{obj.gap or 0:.4%} (stopped by the {solution.solver.stop_reason.replace('_', ' ')})"
+            gap = f"{obj.gap or 0:.4%} (stopped by {STOPPED_BY[solution.solver.stop_reason]})"
         proof = ("Gap to best bound", gap)
         objective = ("Objective (merit)", f"{obj.value:,.4f} (value per award: {basis}){penalty}")
     return [

@@ -300,16 +300,29 @@ class RankOut(Out):
     )
 
 
+STOPPED_BY = {
+    "finished": "the search finishing",
+    "gap_limit": "the gap limit",
+    "work_limit": "the work limit",
+    "time_limit": "the time limit",
+    "interrupted": "Ctrl-C",
+    "converged": "the neighbourhood search, which found nothing better",
+}  # a stop reason in words, after "stopped by"
+
+
 class SolverOut(Out):
     """How the solve ended."""
 
     status: Literal["optimal", "feasible"] = Field(
         description="Merit: proven optimal or not. Rank: optimal when every step was proven."
     )
-    stop_reason: Literal["finished", "gap_limit", "work_limit", "time_limit", "interrupted"] = Field(
-        description="Why the solve stopped: 'finished', 'gap_limit' (proven within the gap limit), "
-        "'work_limit' (deterministic work limit), 'time_limit' (wall-clock safety cap) or 'interrupted' "
-        "(Ctrl-C)."
+    stop_reason: Literal["finished", "gap_limit", "work_limit", "time_limit", "interrupted", "converged"] = (
+        Field(
+            description="Why the solve stopped: 'finished', 'gap_limit' (proven within the gap limit), "
+            "'work_limit' (deterministic work limit), 'time_limit' (wall-clock safety cap), 'interrupted' "
+            "(Ctrl-C) or 'converged' (merit: the neighbourhood search found nothing better, in a round "
+            "too large to search whole)."
+        )
     )
     deterministic_seconds: float = Field(
         description="Work done, in CP-SAT deterministic seconds (a machine-independent measure, not "

@@ -14,6 +14,7 @@ from importlib.metadata import version
 from allocopt.diagnose import conflicts, diagnostics, share_shortfalls
 from allocopt.errors import AllocoptError, InfeasibleError, InputError, Problem
 from allocopt.files import sha256_of
+from allocopt.improve import improve
 from allocopt.model import AllocationModel, OptionKey, Progress, RawResult
 from allocopt.options import SolveOptions
 from allocopt.outcome import metrics, proposal_results
@@ -224,51 +225,88 @@ def _search(
     interrupted: bool,
     relaxation: Relaxation | None,
 ) -> RawResult:
-    """CP-SAT on the merit model, in two deterministic steps.
+    """The merit search, in deterministic steps.
 
     1. A probe: CP-SAT alone for PROBE_WORK deterministic seconds. Rounds it settles in that
        time (most of a few hundred proposals) come back proven optimal or within the gap limit.
-    2. Otherwise the LP relaxation's bound is added as a constraint on the objective (it cuts
-       off no allowed allocation), so CP-SAT's bound starts there and its gap limit applies
-       against it; the better of the probe's allocation and the warm start (LP rounded,
-       repaired and filled) is a complete hint; and the search goes on for the rest of the
-       work limit.
+    2. The warm start (the LP relaxation rounded, repaired and filled), if it beats the probe.
+    3. The neighbourhood search (improve.py) for the rest of the work limit: CP-SAT re-solves
+       neighbourhoods of the best allocation at the margin, growing until one is the whole
+       round (searched against the LP bound: proven optimal, or within the gap limit), or,
+       in a round too large for that, until no machine's margin yields anything better.
 
-    After a Ctrl-C before the search, CP-SAT stops at the first allocation it finds."""
+    Without the warm start (or the LP), the probe's search goes on over the whole round with
+    the best bound so far. After a Ctrl-C before the search, CP-SAT stops at the first
+    allocation it finds."""
     if interrupted:
         return model.solve(_within(options, started), on_progress, first_solution_only=True)
     probe = min(PROBE_WORK, options.work_limit)
-    first = model.solve(_within(options, started).model_copy(update={"work_limit": probe}), on_progress)
-    if first.stop_reason != "work_limit" or probe >= options.work_limit:
-        return first
-    start = first.units
+    best = model.solve(_within(options, started).model_copy(update={"work_limit": probe}), on_progress)
+    if best.stop_reason != "work_limit" or probe >= options.work_limit:
+        return best
+    if relaxation is not None:
+        best.bound = relaxation.bound if best.bound is None else min(best.bound, relaxation.bound)
     if options.warm_start:
         try:
             warm = warm_start(terms, _left(options, started), relaxation)
         except KeyboardInterrupt:
-            first.stop_reason = "interrupted"
-            return first
-        if warm is not None and (not start or _worth(terms, warm) > _worth(terms, start)):
-            start = warm
+            best.stop_reason = "interrupted"
+            return best
+        if warm is not None and (best.objective is None or _worth(terms, warm) > best.objective):
+            best.units, best.objective = warm, _worth(terms, warm)
+    if relaxation is not None and best.objective is not None and options.warm_start:
+        if _within_gap(best, options.gap_limit):
+            best.stop_reason = "gap_limit"
+            return best
+        work = options.work_limit - best.deterministic_seconds
+        better = improve(
+            terms,
+            best.units,
+            best.objective,
+            relaxation,
+            options,
+            work,
+            _deadline(options, started),
+            on_progress,
+        )
+        best.units, best.objective = better.units, better.objective
+        best.deterministic_seconds += better.deterministic_seconds
+        best.wall_seconds += better.wall_seconds
+        if better.bound is not None and best.bound is not None:
+            best.bound = min(best.bound, better.bound)
+        if better.proven_optimal or best.objective == best.bound:
+            best.status, best.stop_reason = "optimal", "finished"
+        elif better.stopped is not None:  # Ctrl-C or the wall-clock cap
+            best.stop_reason = better.stopped
+        elif _within_gap(best, options.gap_limit):
+            best.stop_reason = "gap_limit"
+        elif best.deterministic_seconds >= options.work_limit * 0.99:
+            best.stop_reason = "work_limit"
+        else:
+            best.stop_reason = "converged"
+        return best
+    # No warm start: CP-SAT alone on the whole round, against the LP bound if there is one.
     if relaxation is not None:
         model.model.add(model.merit_expr() <= relaxation.bound)
-    if start:
-        model.hint(start)
-        model.hint_deviations(share_deviations(terms, start))
-    rest = options.work_limit - first.deterministic_seconds
-    second = model.solve(
-        _within(options, started).model_copy(update={"work_limit": max(rest, 0.01)}), on_progress
-    )
-    second.deterministic_seconds += first.deterministic_seconds
-    second.wall_seconds += first.wall_seconds
-    if first.bound is not None:  # both searches' bounds hold: keep the tighter
-        second.bound = first.bound if second.bound is None else min(first.bound, second.bound)
-    if first.objective is not None and (second.objective is None or second.objective < first.objective):
-        # The hinted search can only match or improve on the probe; never keep less.
-        first.deterministic_seconds, first.wall_seconds = second.deterministic_seconds, second.wall_seconds
-        first.stop_reason, first.bound = second.stop_reason, second.bound
-        return first
+    if best.objective is not None:
+        model.hint(best.units)
+        model.hint_deviations(share_deviations(terms, best.units))
+    rest = max(options.work_limit - best.deterministic_seconds, 0.01)
+    second = model.solve(_within(options, started).model_copy(update={"work_limit": rest}), on_progress)
+    second.deterministic_seconds += best.deterministic_seconds
+    second.wall_seconds += best.wall_seconds
+    if best.bound is not None:  # every search's bound holds: keep the tightest
+        second.bound = best.bound if second.bound is None else min(best.bound, second.bound)
+    if best.objective is not None and (second.objective is None or second.objective < best.objective):
+        # The hinted search can only match or improve on what it was given; never keep less.
+        second.units, second.objective = best.units, best.objective
     return second
+
+
+def _within_gap(raw: RawResult, gap_limit: float) -> bool:
+    """Is the allocation proven within the gap limit of the bound (the solution's gap measure)?"""
+    assert raw.objective is not None and raw.bound is not None
+    return raw.bound - raw.objective <= gap_limit * max(1, abs(raw.bound))
 
 
 def _deadline(options: SolveOptions, started: float) -> float | None:

@@ -1,0 +1,202 @@
+"""Improve an allocation by re-solving neighbourhoods of it exactly (a large-neighbourhood search).
+
+In a round of thousands of proposals the LP relaxation settles almost every decision:
+awards of high merit per GPU-hour are given in full, proposals far below a machine's cut
+get nothing. What rounding gets wrong lies at the margin. So the search frees a
+neighbourhood of the marginal proposals: the k funded ones of least merit per reference
+GPU-hour (cheapest to shrink or drop) and the k unfunded ones the LP comes closest to
+funding (least reduced cost). Every other proposal keeps its award (a constant in each
+rule), and CP-SAT solves the neighbourhood exactly, starting from the current allocation,
+so it can only improve. When a neighbourhood is proven optimal, k doubles, until one is
+the whole round (searched against the LP bound: proven optimal, or within the gap limit).
+When one is not settled within half the work left, each machine's own margin is re-solved
+in turn, sweep after sweep while a sweep gains. Then the whole round gets the work left if
+CP-SAT came near to settling neighbourhoods that size (at least half the round's options);
+otherwise the search has converged and stops early.
+
+Deterministic: neighbourhoods are chosen from the allocation's and the LP's numbers with
+ties broken by id, and each CP-SAT call has a deterministic work limit.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from allocopt.model import AllocationModel, OptionKey, Progress, RawResult
+from allocopt.options import SolveOptions
+from allocopt.terms import Terms
+from allocopt.warmstart import Relaxation, share_deviations
+
+FIRST_MARGIN = 100  # k of the first neighbourhood: funded and unfunded proposals freed
+MACHINE_MARGIN = 100  # k of each machine's neighbourhood
+STEP_SHARE = 4  # a neighbourhood short of the whole round gets at most 1/STEP_SHARE of the work left
+
+
+@dataclass(frozen=True)
+class Improved:
+    """The best allocation found, its objective, and what the search spent."""
+
+    units: dict[OptionKey, int]
+    objective: int
+    deterministic_seconds: float
+    wall_seconds: float
+    neighbourhoods: int
+    proven_optimal: bool  # the last neighbourhood was the whole round, solved to optimality
+    stopped: str | None  # 'interrupted' (Ctrl-C) or 'time_limit' when one of those ended it
+    bound: int | None  # CP-SAT's bound when the whole round was searched (it holds for every allocation)
+
+
+def improve(
+    terms: Terms,
+    units: dict[OptionKey, int],
+    objective: int,
+    relaxation: Relaxation,
+    options: SolveOptions,
+    work: float,
+    deadline: float | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> Improved:
+    """Re-solve neighbourhoods of ``units`` (whose objective is ``objective``) at the margin,
+    within ``work`` deterministic seconds and the wall-clock ``deadline`` (perf_counter time)."""
+    search = _Search(terms, units, objective, relaxation, options, work, deadline, on_progress)
+    everyone = {o.proposal_id for o in terms.options}
+    # 1. The round's margin, twice as wide after each neighbourhood proven optimal.
+    k = FIRST_MARGIN
+    widest = 0  # options in the widest neighbourhood tried
+    while search.work_left():
+        free = _margin(terms, search.units, relaxation, k)
+        whole = len(free) == len(everyone)
+        raw = search.step(free, whole=whole)
+        widest = max(widest, raw.num_options)
+        if search.stopped is not None or whole:
+            return search.result(proven=whole and raw.status == "optimal")
+        if raw.status != "optimal":
+            break  # as wide as CP-SAT settles in the work left
+        k *= 2
+    # 2. Each machine's margin in turn, for as long as a sweep over the machines gains.
+    while search.work_left():
+        before = search.objective
+        for m in terms.round.machines:
+            free = _machine_margin(terms, search.units, relaxation, m.id, MACHINE_MARGIN)
+            if free:
+                search.step(free)
+            if not search.work_left():
+                break
+        if search.objective == before:
+            break
+    # 3. The whole round for the rest of the work, if CP-SAT came near to settling
+    # neighbourhoods that size: a round far larger than any it settled gains nothing from it.
+    if search.work_left() and 2 * widest >= len(terms.options):
+        raw = search.step(sorted(everyone), whole=True)
+        return search.result(proven=raw.status == "optimal")
+    return search.result(proven=False)
+
+
+class _Search:
+    """The current allocation, and what re-solving its neighbourhoods has spent."""
+
+    def __init__(
+        self,
+        terms: Terms,
+        units: dict[OptionKey, int],
+        objective: int,
+        relaxation: Relaxation,
+        options: SolveOptions,
+        work: float,
+        deadline: float | None,
+        on_progress: Callable[[Progress], None] | None,
+    ) -> None:
+        self.terms, self.units, self.objective = terms, units, objective
+        self.relaxation, self.options, self.work, self.deadline = relaxation, options, work, deadline
+        self.on_progress = on_progress
+        self.spent = self.wall = 0.0
+        self.count = 0
+        self.stopped: str | None = None
+        self.bound: int | None = None
+
+    def work_left(self) -> bool:
+        return self.stopped is None and self.work - self.spent > 0.01
+
+    def step(self, free: list[str], whole: bool = False) -> RawResult:
+        """Solve one neighbourhood exactly (the whole round: within the gap limit, against
+        the LP bound) from the current allocation, and keep what it finds if better."""
+        left = None if self.deadline is None else self.deadline - time.perf_counter()
+        if left is not None and left <= 0.01:
+            self.stopped = "time_limit"
+            return RawResult(status="unknown", stop_reason="time_limit")
+        model = AllocationModel(self.terms, free=free, around=self.units)
+        model.maximise_merit()
+        if whole:  # the LP bound holds, and the gap limit applies against it
+            model.model.add(model.merit_expr() <= self.relaxation.bound)
+        model.hint(self.units)
+        model.hint_deviations(share_deviations(self.terms, self.units))
+        # Short of the whole round, a neighbourhood gets at most a share of the work left, so one
+        # too wide to settle still leaves work for what comes after.
+        budget = self.work - self.spent if whole else (self.work - self.spent) / STEP_SHARE
+        step = self.options.model_copy(
+            update={
+                "work_limit": budget,
+                "gap_limit": self.options.gap_limit if whole else 0.0,
+                "time_limit": left,
+            }
+        )
+        raw = model.solve(step, self.on_progress)
+        self.count += 1
+        self.spent += raw.deterministic_seconds
+        self.wall += raw.wall_seconds
+        if raw.objective is not None and raw.objective > self.objective:
+            chosen = set(free)
+            merged = {k: v for k, v in self.units.items() if k[0] not in chosen and v > 0}
+            merged.update({k: v for k, v in raw.units.items() if v > 0})
+            self.units, self.objective = merged, raw.objective
+        if whole:
+            self.bound = raw.bound
+        if raw.stop_reason in ("interrupted", "time_limit"):
+            self.stopped = raw.stop_reason
+        return raw
+
+    def result(self, proven: bool) -> Improved:
+        return Improved(
+            self.units, self.objective, self.spent, self.wall, self.count, proven, self.stopped, self.bound
+        )
+
+
+def _margin(terms: Terms, units: dict[OptionKey, int], relaxation: Relaxation, k: int) -> list[str]:
+    """The k funded proposals of least merit per reference GPU-hour and the k unfunded ones
+    (with an option) of least LP reduced cost per unit of merit, ties by id, sorted by id."""
+    per_hour: dict[str, float] = {}
+    cost: dict[str, float] = {}
+    for o in terms.options:
+        pid = o.proposal_id
+        if units.get(o.key, 0) > 0:
+            worth = o.coef / float(o.ref_per_unit)
+            per_hour[pid] = min(worth, per_hour.get(pid, math.inf))
+        else:
+            cost[pid] = min(relaxation.cost.get(o.key, math.inf), cost.get(pid, math.inf))
+    unfunded = [pid for pid in cost if pid not in per_hour]
+    chosen = sorted(per_hour, key=lambda pid: (per_hour[pid], pid))[:k]
+    chosen += sorted(unfunded, key=lambda pid: (cost[pid], pid))[:k]
+    return sorted(chosen)
+
+
+def _machine_margin(
+    terms: Terms, units: dict[OptionKey, int], relaxation: Relaxation, machine_id: str, k: int
+) -> list[str]:
+    """One machine's margin: the k proposals funded on it of least merit per reference
+    GPU-hour there, and the k unfunded ones whose option on it has the least LP reduced cost."""
+    funded = {pid for (pid, _), v in units.items() if v > 0}
+    per_hour: dict[str, float] = {}
+    cost: dict[str, float] = {}
+    for o in terms.options:
+        if o.machine_id != machine_id:
+            continue
+        if units.get(o.key, 0) > 0:
+            per_hour[o.proposal_id] = o.coef / float(o.ref_per_unit)
+        elif o.proposal_id not in funded:
+            cost[o.proposal_id] = relaxation.cost.get(o.key, math.inf)
+    chosen = sorted(per_hour, key=lambda pid: (per_hour[pid], pid))[:k]
+    chosen += sorted(cost, key=lambda pid: (cost[pid], pid))[:k]
+    return sorted(chosen)
