@@ -228,7 +228,8 @@ def validate(round_file: Path) -> None:
 @click.option(
     "--no-warm-start",
     is_flag=True,
-    help="Do not hint CP-SAT with the LP-based first allocation (merit objective).",
+    help="Merit objective: no LP-based first allocation and no neighbourhood search "
+    "(CP-SAT searches the whole round).",
 )
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 def solve(

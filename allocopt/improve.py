@@ -2,17 +2,23 @@
 
 In a round of thousands of proposals the LP relaxation settles almost every decision:
 awards of high merit per GPU-hour are given in full, proposals far below a machine's cut
-get nothing. What rounding gets wrong lies at the margin. So the search frees a
-neighbourhood of the marginal proposals: the k funded ones of least merit per reference
-GPU-hour (cheapest to shrink or drop) and the k unfunded ones the LP comes closest to
-funding (least reduced cost). Every other proposal keeps its award (a constant in each
-rule), and CP-SAT solves the neighbourhood exactly, starting from the current allocation,
-so it can only improve. When a neighbourhood is proven optimal, k doubles, until one is
-the whole round (searched against the LP bound: proven optimal, or within the gap limit).
-When one is not settled within half the work left, each machine's own margin is re-solved
-in turn, sweep after sweep while a sweep gains. Then the whole round gets the work left if
-CP-SAT came near to settling neighbourhoods that size (at least half the round's options);
-otherwise the search has converged and stops early.
+get nothing. What rounding gets wrong lies where the allocation and the LP disagree, and at
+the margin. Each step frees a neighbourhood of proposals, keeps every other award as it is
+(a constant in each rule), and has CP-SAT solve the neighbourhood exactly from the current
+allocation, so it can only improve. The neighbourhoods, in order:
+
+0. the proposals whose award differs from the LP's, again while that gains;
+1. the round's margin: the k funded proposals of least merit per reference GPU-hour
+   (cheapest to shrink or drop) and the k unfunded ones the LP comes closest to funding
+   (least reduced cost). While a margin is proven optimal and gains, k doubles; a margin
+   that grows to the whole round is searched against the LP bound (proven optimal, or
+   within the gap limit), and the search ends there;
+2. each machine's own margin in turn, sweep after sweep while a sweep gains;
+3. the whole round for the work left, if the widest margin proven optimal suggests it can
+   settle in it (its work grown with the square of the options fits in what is left).
+   Otherwise the search has converged and stops early.
+
+A neighbourhood short of the whole round gets at most a quarter of the work left.
 
 Deterministic: neighbourhoods are chosen from the allocation's and the LP's numbers with
 ties broken by id, and each CP-SAT call has a deterministic work limit.
@@ -33,6 +39,7 @@ from allocopt.warmstart import Relaxation, share_deviations
 FIRST_MARGIN = 100  # k of the first neighbourhood: funded and unfunded proposals freed
 MACHINE_MARGIN = 100  # k of each machine's neighbourhood
 STEP_SHARE = 4  # a neighbourhood short of the whole round gets at most 1/STEP_SHARE of the work left
+LEAST_STEP_WORK = 0.1  # the work counted for a settled neighbourhood at least (tiny ones report ~0)
 
 
 @dataclass(frozen=True)
@@ -62,19 +69,41 @@ def improve(
     """Re-solve neighbourhoods of ``units`` (whose objective is ``objective``) at the margin,
     within ``work`` deterministic seconds and the wall-clock ``deadline`` (perf_counter time)."""
     search = _Search(terms, units, objective, relaxation, options, work, deadline, on_progress)
+    try:
+        proven = _run(search)
+    except KeyboardInterrupt:  # Ctrl-C between two CP-SAT calls: keep the best so far
+        search.stopped, proven = "interrupted", False
+    return search.result(proven)
+
+
+def _run(search: _Search) -> bool:
+    """The neighbourhoods, in order; True when the whole round was proven optimal."""
+    terms, relaxation = search.terms, search.relaxation
     everyone = {o.proposal_id for o in terms.options}
-    # 1. The round's margin, twice as wide after each neighbourhood proven optimal.
+    # 0. Where the allocation and the LP disagree, again while that gains.
+    while search.work_left():
+        disagree = _disagreement(terms, search.units, relaxation)
+        if not disagree or len(disagree) == len(everyone):
+            break
+        before = search.objective
+        search.step(disagree)
+        if search.objective == before:
+            break
+    # 1. The round's margin, twice as wide after each one proven optimal that gained.
     k = FIRST_MARGIN
-    widest = 0  # options in the widest neighbourhood tried
+    widest, widest_work = 0, 0.0  # the widest margin proven optimal: its options, its work
     while search.work_left():
         free = _margin(terms, search.units, relaxation, k)
         whole = len(free) == len(everyone)
+        before = search.objective
         raw = search.step(free, whole=whole)
-        widest = max(widest, raw.num_options)
         if search.stopped is not None or whole:
-            return search.result(proven=whole and raw.status == "optimal")
+            return whole and raw.status == "optimal"
         if raw.status != "optimal":
             break  # as wide as CP-SAT settles in the work left
+        widest, widest_work = raw.num_options, raw.deterministic_seconds
+        if search.objective == before:
+            break  # nothing more to gain at the margin
         k *= 2
     # 2. Each machine's margin in turn, for as long as a sweep over the machines gains.
     while search.work_left():
@@ -87,12 +116,14 @@ def improve(
                 break
         if search.objective == before:
             break
-    # 3. The whole round for the rest of the work, if CP-SAT came near to settling
-    # neighbourhoods that size: a round far larger than any it settled gains nothing from it.
-    if search.work_left() and 2 * widest >= len(terms.options):
-        raw = search.step(sorted(everyone), whole=True)
-        return search.result(proven=raw.status == "optimal")
-    return search.result(proven=False)
+    # 3. The whole round for the rest of the work, if it is likely to settle in it: the widest
+    # margin proven optimal, its work grown with the square of the options (as we measured),
+    # fits in what is left. A whole-round search far beyond that gained nothing.
+    if search.work_left() and widest:
+        likely = max(widest_work, LEAST_STEP_WORK) * (len(terms.options) / widest) ** 2
+        if likely <= search.left():
+            return search.step(sorted(everyone), whole=True).status == "optimal"
+    return False
 
 
 class _Search:
@@ -118,7 +149,10 @@ class _Search:
         self.bound: int | None = None
 
     def work_left(self) -> bool:
-        return self.stopped is None and self.work - self.spent > 0.01
+        return self.stopped is None and self.left() > 0.01
+
+    def left(self) -> float:
+        return self.work - self.spent
 
     def step(self, free: list[str], whole: bool = False) -> RawResult:
         """Solve one neighbourhood exactly (the whole round: within the gap limit, against
@@ -162,6 +196,17 @@ class _Search:
         return Improved(
             self.units, self.objective, self.spent, self.wall, self.count, proven, self.stopped, self.bound
         )
+
+
+def _disagreement(terms: Terms, units: dict[OptionKey, int], relaxation: Relaxation) -> list[str]:
+    """The proposals whose award differs from the LP relaxation's, sorted by id."""
+    return sorted(
+        {
+            o.proposal_id
+            for o in terms.options
+            if abs(units.get(o.key, 0) - relaxation.units.get(o.key, 0.0)) > 1e-6
+        }
+    )
 
 
 def _margin(terms: Terms, units: dict[OptionKey, int], relaxation: Relaxation, k: int) -> list[str]:

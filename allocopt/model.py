@@ -483,8 +483,10 @@ class _Fixed:
         for (pid, machine_id), u in around.items() if free is not None else ():
             if u <= 0 or pid in decided:  # no award, or a free proposal's
                 continue
-            a = terms.assessments[pid]
-            o = next(o for o in a.options if o.machine_id == machine_id)
+            a = terms.assessments.get(pid)
+            o = next((o for o in a.options if o.machine_id == machine_id), None) if a is not None else None
+            if a is None or o is None:  # not an option of this round: nothing to hold
+                continue
             machine_units[machine_id] += u
             if a.commercial:
                 commercial_units[machine_id] += u

@@ -6,7 +6,8 @@ only a few options, about as many as there are coupling rules (machines,
 commercial caps, shares), are fractional. Rounding it therefore loses little:
 
 1. solve the LP (u in [0, max_units], x in [0, 1], the model's rules with
-   integrality dropped; soft share bounds left out);
+   integrality dropped; soft share bounds left out; x is written as u / max_units
+   wherever that loses nothing, which halves the LP at scale);
 2. round: each proposal keeps the option the LP gives the most merit, with its
    units rounded down, within what is left on every rule; awards below their
    minimum are dropped (pinned awards are placed first, as pinned);
@@ -101,17 +102,6 @@ def lp_units(terms: Terms, time_limit: float | None = None) -> Relaxation | None
         vals.append(np.asarray(v, dtype=float))
         rhs.append(bound)
 
-    # Variables: u[i] = column i, x[i] = column n + i. Award shape as one block of rows:
-    # min x <= u (1 x <= u for a split award's option) and u <= max x.
-    split = np.array([terms.assessments[o.proposal_id].split for o in opts], dtype=bool)
-    lo_units = np.where(split, 1.0, np.array([o.min_units for o in opts], dtype=float))
-    hi_units = np.array([o.max_units for o in opts], dtype=float)
-    ar = np.arange(n)
-    shape_rows = np.concatenate([ar, ar, n + ar, n + ar])
-    shape_cols = np.concatenate([n + ar, ar, ar, n + ar])
-    shape_vals = np.concatenate([lo_units, -np.ones(n), np.ones(n), -hi_units])
-    base = 2 * n
-
     by_proposal: dict[str, list[int]] = defaultdict(list)
     by_machine: dict[str, list[int]] = defaultdict(list)
     by_group: dict[str, list[int]] = defaultdict(list)
@@ -121,6 +111,41 @@ def lp_units(terms: Terms, time_limit: float | None = None) -> Relaxation | None
         by_machine[o.machine_id].append(i)
         if a.group_id is not None:
             by_group[a.group_id].append(i)
+    split = np.array([terms.assessments[o.proposal_id].split for o in opts], dtype=bool)
+    hi_units = np.array([o.max_units for o in opts], dtype=float)
+
+    # Variables: u[i] (column i) for every option. The funded indicator x[i] appears only in
+    # rows of the form sum(w x) <= k with w >= 0, except for fund pins; so an optimal LP
+    # solution can take x[i] = u[i] / max_units, and x[i] is written as that (which every
+    # allowed allocation satisfies: u <= max x). Options of fund-pinned proposals keep their
+    # own column x[i], with the award's shape rows: min x <= u (1 x <= u for a split
+    # award's option) and u <= max x.
+    pinned = {
+        a.proposal.id for a in terms.assessments.values() if a.pin is not None and a.pin.action == "fund"
+    }
+    own = [i for i, o in enumerate(opts) if o.proposal_id in pinned]
+    x_col = {i: n + j for j, i in enumerate(own)}
+    width = n + len(own)
+
+    def xs(idx: list[int], weights: list[float] | None = None) -> tuple[list[int], list[float]]:
+        """The columns and coefficients of sum(weight x[i]) over these options."""
+        c: list[int] = []
+        v: list[float] = []
+        for k, i in enumerate(idx):
+            w = 1.0 if weights is None else weights[k]
+            if i in x_col:
+                c.append(x_col[i])
+                v.append(w)
+            else:
+                c.append(i)
+                v.append(w / max(hi_units[i], 1.0))
+        return c, v
+
+    for i in own:
+        low = 1.0 if split[i] else float(opts[i].min_units)
+        add([x_col[i], i], [low, -1.0], 0.0)
+        add([i, x_col[i]], [1.0, -hi_units[i]], 0.0)
+
     # How much of "funded" one option's x stands for: 1, or 1 / k for a split award over up to
     # k machines (its options' x add up to at most k times its funded indicator).
     weight = {
@@ -130,10 +155,10 @@ def lp_units(terms: Terms, time_limit: float | None = None) -> Relaxation | None
     for pid, idx in by_proposal.items():
         a = terms.assessments[pid]
         if a.split:
-            add([n + i for i in idx], [1.0] * len(idx), float(a.proposal.max_machines))
+            add(*xs(idx), float(a.proposal.max_machines))
             add(idx, [float(opts[i].f) for i in idx], 1.0)  # the total within the request
         elif len(idx) > 1:
-            add([n + i for i in idx], [1.0] * len(idx), 1.0)  # one option per proposal
+            add(*xs(idx), 1.0)  # one option per proposal
     for m in terms.round.machines:
         on = by_machine.get(m.id, [])
         if on:
@@ -142,6 +167,7 @@ def lp_units(terms: Terms, time_limit: float | None = None) -> Relaxation | None
         if comm:
             add(comm, [1.0] * len(comm), terms.commercial_cap_hours[m.id] // m.award_unit)
     ref = np.array([float(o.ref_per_unit) for o in opts])
+    ar = np.arange(n)
     for g in terms.groups.values():
         if g.soft:
             continue
@@ -163,17 +189,17 @@ def lp_units(terms: Terms, time_limit: float | None = None) -> Relaxation | None
     for group in terms.round.policy.exclusive:
         idx = [i for pid in group.proposals for i in by_proposal.get(pid, [])]
         if len(idx) > 1:
-            add([n + i for i in idx], [weight[opts[i].proposal_id] for i in idx], 1.0)
+            add(*xs(idx, [weight[opts[i].proposal_id] for i in idx]), 1.0)
     k = terms.round.policy.max_awards_per_organisation
     if k is not None:
         by_org: dict[str, list[int]] = defaultdict(list)
         for pid, idx in by_proposal.items():
             by_org[terms.assessments[pid].organisation] += idx
         for idx in by_org.values():
-            add([n + i for i in idx], [weight[opts[i].proposal_id] for i in idx], float(k))
+            add(*xs(idx, [weight[opts[i].proposal_id] for i in idx]), float(k))
 
-    lower = np.zeros(2 * n)
-    upper = np.concatenate([hi_units, np.ones(n)])
+    lower = np.zeros(width)
+    upper = np.concatenate([hi_units, np.ones(len(own))])
     fund_sets: list[list[int]] = []  # a fund-pinned proposal is funded: its x add up to 1 (split: >= 1)
     for a in terms.assessments.values():
         pin = a.pin
@@ -182,37 +208,29 @@ def lp_units(terms: Terms, time_limit: float | None = None) -> Relaxation | None
         idx = by_proposal[a.proposal.id]
         if pin.action == "exclude":
             upper[idx] = 0.0
-            upper[[n + i for i in idx]] = 0.0
             continue
         if pin.machine is not None:
             for i in idx:
                 if opts[i].machine_id != pin.machine:
-                    upper[i] = upper[n + i] = 0.0
+                    upper[i] = upper[x_col[i]] = 0.0
             j = index.get((a.proposal.id, pin.machine))
             if j is not None and pin.gpu_hours is not None:
                 lower[j] = upper[j] = float(pin.gpu_hours // opts[j].unit_hours)
         if a.split:
-            add([n + i for i in idx], [-1.0] * len(idx), -1.0)
+            add([x_col[i] for i in idx], [-1.0] * len(idx), -1.0)
         else:
-            fund_sets.append([n + i for i in idx])
+            fund_sets.append([x_col[i] for i in idx])
 
     a_ub = coo_matrix(
-        (
-            np.concatenate([shape_vals, *vals]) if vals else shape_vals,
-            (
-                np.concatenate([shape_rows, *(r + base for r in rows)]) if rows else shape_rows,
-                np.concatenate([shape_cols, *cols]) if cols else shape_cols,
-            ),
-        ),
-        shape=(base + len(rhs), 2 * n),
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(len(rhs), width)
     ).tocsr()
-    b_ub = np.concatenate([np.zeros(base), np.array(rhs, dtype=float)])
-    c = np.concatenate([-np.array([o.coef for o in opts], dtype=float), np.zeros(n)])
+    b_ub = np.array(rhs, dtype=float)
+    c = np.concatenate([-np.array([o.coef for o in opts], dtype=float), np.zeros(len(own))])
     a_eq, b_eq = None, None
     if fund_sets:
         eq_rows = [r for r, idx in enumerate(fund_sets) for _ in idx]
         eq_cols = [i for idx in fund_sets for i in idx]
-        a_eq = coo_matrix((np.ones(len(eq_cols)), (eq_rows, eq_cols)), shape=(len(fund_sets), 2 * n)).tocsr()
+        a_eq = coo_matrix((np.ones(len(eq_cols)), (eq_rows, eq_cols)), shape=(len(fund_sets), width)).tocsr()
         b_eq = np.ones(len(fund_sets))
     bounds = np.column_stack([lower, upper])
     limits = {"time_limit": time_limit} if time_limit is not None else {}
@@ -222,7 +240,10 @@ def lp_units(terms: Terms, time_limit: float | None = None) -> Relaxation | None
     if res.status != 0:
         return None
     marginals = res.lower.marginals + res.upper.marginals
-    reduced = np.abs(marginals[:n] + marginals[n:] / np.maximum(hi_units, 1.0))
+    reduced = marginals[:n].copy()
+    for i, col in x_col.items():
+        reduced[i] += marginals[col] / max(hi_units[i], 1.0)
+    reduced = np.abs(reduced)
     return Relaxation(
         units={o.key: float(res.x[i]) for i, o in enumerate(opts) if res.x[i] > 1e-9},
         cost={o.key: float(reduced[i]) / max(o.coef, 1) for i, o in enumerate(opts)},

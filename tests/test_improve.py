@@ -1,0 +1,338 @@
+"""The neighbourhood search: a neighbourhood model is exact, and improve() only ever improves.
+
+A neighbourhood model (``AllocationModel(terms, free=..., around=...)``) decides the free
+proposals while every other one keeps its award; its optimum must be the best allocation that
+agrees with ``around`` outside the neighbourhood, on the whole round's objective. improve()
+re-solves growing neighbourhoods: it must never hand back less than it was given, its answer
+must satisfy every rule and reproduce, and once the neighbourhood is the whole round it must
+have proven the round's optimum.
+"""
+
+from __future__ import annotations
+
+from itertools import combinations
+
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+import allocopt.improve as improve_module
+from allocopt import SolveOptions, solve
+from allocopt.generate import generate_round
+from allocopt.improve import Improved, improve
+from allocopt.model import AllocationModel, OptionKey
+from allocopt.round import Round
+from allocopt.solve import _worth
+from allocopt.terms import Terms, derive
+from allocopt.warmstart import Relaxation, feasible, lp_units, warm_start
+from tests.bruteforce import Award, PinError, check_shares, complete_plans
+from tests.helpers import group, machine, make_round, proposal
+from tests.strategies import policy_rounds
+
+EXACT = SolveOptions(gap_limit=0.0, work_limit=10.0)
+Parts = tuple[tuple[str, int], ...]
+
+
+def describe(rnd: Round) -> str:
+    """The round as JSON, to reproduce a failure."""
+    return rnd.model_dump_json(exclude_defaults=True)
+
+
+def allowed_plans(rnd: Round) -> list[tuple[list[Award], int]] | None:
+    """Every plan brute force allows (soft shares may be missed, at their penalty) with its
+    value, merit less penalties; None when a pin is bad input."""
+    try:
+        plans = []
+        for plan in complete_plans(rnd):
+            shares = check_shares(rnd, plan)
+            if shares.hard_ok:
+                plans.append((plan, sum(a.points for a in plan) - shares.penalty))
+    except PinError:
+        return None
+    return plans
+
+
+def awards(plan: list[Award]) -> dict[str, Parts]:
+    """Each funded proposal's award, (machine, GPU-hours) parts."""
+    return {a.proposal_id: a.parts for a in plan}
+
+
+def units_of(terms: Terms, plan: list[Award]) -> dict[OptionKey, int]:
+    """A brute-force plan as the model's award units per (proposal, machine) option."""
+    unit_hours = {o.key: o.unit_hours for o in terms.options}
+    units: dict[OptionKey, int] = {}
+    for a in plan:
+        for machine_id, hours in a.parts:
+            key = (a.proposal_id, machine_id)
+            assert key in unit_hours, f"brute force awards {key}, which terms has no option for"
+            assert hours % unit_hours[key] == 0
+            units[key] = hours // unit_hours[key]
+    return units
+
+
+def merged(
+    around: dict[OptionKey, int], free: frozenset[str], inside: dict[OptionKey, int]
+) -> dict[OptionKey, int]:
+    """``around`` outside the neighbourhood, the neighbourhood model's units inside (zeros left out)."""
+    out = {k: v for k, v in around.items() if k[0] not in free and v > 0}
+    out.update({k: v for k, v in inside.items() if v > 0})
+    return out
+
+
+def check_neighbourhood(
+    rnd: Round, plans: list[tuple[list[Award], int]], start: list[Award], free: frozenset[str]
+) -> None:
+    """The neighbourhood model around ``start`` with ``free`` decided proves the brute-force best
+    of the allowed plans that agree with ``start`` outside ``free``, and its units merged into
+    ``start`` make an allowed plan of that value."""
+    terms = derive(rnd.canonical())
+    fixed = {pid: parts for pid, parts in awards(start).items() if pid not in free}
+
+    def agrees(plan: list[Award]) -> bool:
+        return {pid: parts for pid, parts in awards(plan).items() if pid not in free} == fixed
+
+    expected = max(value for plan, value in plans if agrees(plan))
+    # All of A, the free proposals' awards too: those must not count as constants.
+    around = units_of(terms, start)
+    model = AllocationModel(terms, free=free, around=around)
+    model.maximise_merit()
+    raw = model.solve(EXACT)
+    where = (sorted(free), around, describe(rnd))
+    assert raw.status == "optimal", where
+    assert raw.objective == expected, where
+    assert raw.bound == expected, where
+    assert set(raw.units) == {o.key for o in terms.options if o.proposal_id in free}, where
+    whole = merged(around, free, raw.units)
+    assert feasible(terms, whole), (whole, where)
+    assert _worth(terms, whole) == expected, (whole, where)
+    # The merged allocation is a plan brute force allows, worth the neighbourhood's optimum.
+    found = [value for plan, value in plans if units_of(terms, plan) == whole]
+    assert found == [expected], (whole, where)
+
+
+@settings(max_examples=100, deadline=None, derandomize=True, database=None)
+@given(st.one_of(policy_rounds(), policy_rounds(split=True)), st.data())
+def test_neighbourhood_optimum_equals_brute_force(rnd: Round, data: st.DataObject) -> None:
+    """Around any allowed allocation A of a tiny round and for any set F of free proposals, the
+    neighbourhood model proves the brute-force best of all allowed allocations that give every
+    proposal outside F its award in A (merit less soft-share penalties, the fixed awards counted
+    in every rule and in the objective). Its units name exactly the free proposals' options, and
+    A outside F with them inside is an allocation brute force allows, of that value."""
+    plans = allowed_plans(rnd)
+    # A bad pin, or at most two allocations (most of the rounds drawn): too little to choose
+    # between; such rounds are drawn again, so that every example counted has a choice to make.
+    assume(plans is not None and len(plans) >= 3)
+    assert plans is not None
+    drawn, _ = plans[data.draw(st.integers(0, len(plans) - 1), label="allocation A")]
+    # And the fullest allocation: its fixed awards leave the free proposals least room.
+    fullest, _ = max(plans, key=lambda pv: sum(a.reference_hours for a in pv[0]))
+    ids = [p.id for p in rnd.proposals]
+    for start in (drawn, fullest):
+        # Every F (at most 16 of them): each is a few milliseconds' solve.
+        for size in range(len(ids) + 1):
+            for free in combinations(ids, size):
+                check_neighbourhood(rnd, plans, start, frozenset(free))
+
+
+# Hand-made rounds in which one rule binds on what a fixed award holds (the generated tiny
+# rounds reach some of these only rarely): the round, the allocation A as award units, and F.
+FIXED_AWARD_CASES: dict[str, tuple[Round, dict[OptionKey, int], frozenset[str]]] = {
+    # A's award of the free P2 is in ``around`` too: it must not be counted as taken.
+    "machine capacity": (
+        make_round(
+            machines=[machine(gpu_hours=4000)],
+            proposals=[proposal("P1", request=3000), proposal("P2", score=5.0)],
+        ),
+        {("P1", "m1"): 3, ("P2", "m1"): 1},
+        frozenset({"P2"}),
+    ),
+    "commercial cap": (
+        make_round(
+            machines=[machine(commercial_cap=0.3)],
+            proposals=[
+                proposal("P1", commitment="confidential"),
+                proposal("P2", commitment="confidential", score=5.0),
+            ],
+        ),
+        {("P1", "m1"): 2},
+        frozenset({"P2"}),
+    ),
+    "share maximum": (
+        make_round(
+            proposals=[proposal("P1", kind="industry"), proposal("P2", kind="industry", score=5.0)],
+            groups=[group("ind", ["industry"], max_share=0.3)],
+        ),
+        {("P1", "m1"): 2},
+        frozenset({"P2"}),
+    ),
+    "share minimum": (
+        make_round(
+            machines=[machine(gpu_hours=4000)],
+            proposals=[
+                proposal("P1", kind="industry"),
+                proposal("P2", kind="industry", score=1.0, request=3000),
+                proposal("P3", score=5.0),
+            ],
+            groups=[group("ind", ["industry"], min_share=0.75)],
+        ),
+        {("P1", "m1"): 2, ("P2", "m1"): 1},
+        frozenset({"P2", "P3"}),
+    ),
+    "awarded share basis": (
+        make_round(
+            proposals=[proposal("P1"), proposal("P2", kind="industry", score=5.0)],
+            groups=[group("ind", ["industry"], max_share=0.5)],
+            share_basis="awarded",
+        ),
+        {("P1", "m1"): 1},
+        frozenset({"P2"}),
+    ),
+    "soft share penalty": (
+        make_round(
+            proposals=[proposal("P1", kind="industry"), proposal("P2", kind="industry")],
+            groups=[group("ind", ["industry"], max_share=0.1, penalty=0.5)],
+        ),
+        {("P1", "m1"): 2},
+        frozenset({"P2"}),
+    ),
+    "exclusive group": (
+        make_round(proposals=[proposal("P1"), proposal("P2", score=5.0)], exclusive=[["P1", "P2"]]),
+        {("P1", "m1"): 2},
+        frozenset({"P2"}),
+    ),
+    "awards per organisation": (
+        make_round(
+            proposals=[proposal("P1", organisation="Org"), proposal("P2", organisation="Org", score=5.0)],
+            max_awards_per_organisation=1,
+        ),
+        {("P1", "m1"): 2},
+        frozenset({"P2"}),
+    ),
+    "split award over two machines": (
+        make_round(
+            machines=[machine("m1", gpu_hours=3000), machine("m2", gpu_hours=3000)],
+            proposals=[
+                proposal("P1", request=4000, minimum=2000, max_machines=2),
+                proposal("P2", score=5.0, request=4000, max_machines=2),
+            ],
+        ),
+        {("P1", "m1"): 2, ("P1", "m2"): 2},
+        frozenset({"P2"}),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(FIXED_AWARD_CASES))
+def test_each_rule_counts_the_fixed_awards(case: str) -> None:
+    """Capacity, the commercial cap, share bounds (both bases, soft ones with their penalty),
+    exclusive groups, the organisation cap and split awards all count what the proposals
+    outside the neighbourhood hold: the neighbourhood's optimum is brute force's."""
+    rnd, around, free = FIXED_AWARD_CASES[case]
+    plans = allowed_plans(rnd)
+    assert plans
+    terms = derive(rnd.canonical())
+    start = [plan for plan, _ in plans if units_of(terms, plan) == around]
+    assert len(start) == 1, "A is an allocation brute force allows"
+    check_neighbourhood(rnd, plans, start[0], free)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, database=None)
+@given(st.one_of(policy_rounds(), policy_rounds(split=True)))
+def test_whole_round_neighbourhood_equals_the_full_model(rnd: Round) -> None:
+    """Freeing every proposal gives the full model back: the same status and proven optimum,
+    whatever ``around`` says (empty, or every option at its most units, which no rule allows:
+    the free proposals' awards in it must be ignored)."""
+    terms = derive(rnd.canonical())
+    if terms.problems:  # a pin the round cannot honour: bad input, which solve() refuses
+        return
+    full = AllocationModel(terms)
+    full.maximise_merit()
+    expected = full.solve(EXACT)
+    everyone = [p.id for p in rnd.proposals]
+    for around in ({}, {o.key: o.max_units for o in terms.options}):
+        model = AllocationModel(terms, free=everyone, around=around)
+        model.maximise_merit()
+        raw = model.solve(EXACT)
+        assert raw.status == expected.status, describe(rnd)
+        assert raw.objective == expected.objective, describe(rnd)
+        if raw.status == "optimal":
+            assert feasible(terms, raw.units), describe(rnd)
+            assert _worth(terms, raw.units) == raw.objective, describe(rnd)
+
+
+def _start(rnd: Round) -> tuple[Terms, dict[OptionKey, int], int, Relaxation]:
+    """The round's terms, the warm start (as solve() hands it to improve), its objective and the LP."""
+    terms = derive(rnd.canonical())
+    relaxation = lp_units(terms)
+    assert relaxation is not None
+    units = warm_start(terms, None, relaxation)
+    assert units is not None
+    assert feasible(terms, units)
+    return terms, units, _worth(terms, units), relaxation
+
+
+@pytest.mark.parametrize(
+    ("proposals", "machines", "seed", "fuller", "margin", "work"),
+    [(120, 6, 1, False, 100, 5.0), (120, 6, 1, False, 10, 5.0), (200, 8, 2, True, 10, 3.0)],
+)
+def test_improve_never_worse_feasible_and_deterministic(
+    proposals: int,
+    machines: int,
+    seed: int,
+    fuller: bool,
+    margin: int,
+    work: float,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """improve() never returns an allocation worse than the one it is given; what it returns
+    satisfies every rule and is worth the objective it reports; and the same inputs give the same
+    answer (neighbourhoods of the first size, and smaller ones that must grow)."""
+    monkeypatch.setattr(improve_module, "FIRST_MARGIN", margin)
+    rnd = generate_round(proposals, machines, seed, policy_language=fuller)
+    terms, units, objective, relaxation = _start(rnd)
+    given_units = dict(units)
+    options = SolveOptions(gap_limit=0.0)
+    first = improve(terms, dict(units), objective, relaxation, options, work)
+    assert units == given_units  # the allocation given is left alone
+    assert first.objective >= objective
+    assert feasible(terms, first.units)
+    assert _worth(terms, first.units) == first.objective
+    assert first.neighbourhoods >= 1
+    assert first.deterministic_seconds <= work + 0.5
+    if first.bound is not None:  # the whole round was searched: its bound holds
+        assert first.bound >= first.objective
+    again = improve(terms, dict(units), objective, relaxation, options, work)
+    assert again.units == first.units
+    assert again.objective == first.objective
+    assert (again.neighbourhoods, again.proven_optimal, again.bound) == (
+        first.neighbourhoods,
+        first.proven_optimal,
+        first.bound,
+    )
+
+
+@pytest.mark.parametrize(
+    ("proposals", "machines", "seed", "fuller"), [(40, 3, 1, True), (60, 4, 2, False), (80, 5, 3, True)]
+)
+@pytest.mark.parametrize("margin", [100, 8])
+def test_improve_proves_the_optimum_of_a_whole_round(
+    proposals: int, machines: int, seed: int, fuller: bool, margin: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the neighbourhood grows to the whole round within the work given (at once, or from a
+    small one doubling), improve() says the allocation is proven optimal, and it is: its objective
+    is the optimum a full solve proves, and its bound is that optimum too."""
+    monkeypatch.setattr(improve_module, "FIRST_MARGIN", margin)
+    rnd = generate_round(proposals, machines, seed, policy_language=fuller)
+    terms, units, objective, relaxation = _start(rnd)
+    result: Improved = improve(terms, units, objective, relaxation, SolveOptions(gap_limit=0.0), 20.0)
+    optimum = solve(rnd, SolveOptions(gap_limit=0.0))
+    assert optimum.solver.status == "optimal"
+    assert result.proven_optimal
+    assert result.stopped is None
+    assert result.objective == optimum.objective.scaled
+    assert result.bound == optimum.objective.scaled
+    assert feasible(terms, result.units)
+    assert _worth(terms, result.units) == result.objective
+    decided = {o.proposal_id for o in terms.options}
+    if len(decided) > 2 * margin:  # a first neighbourhood short of the round: it had to grow
+        assert result.neighbourhoods >= 2
