@@ -126,27 +126,23 @@ def _run(search: _Search) -> bool:
     return False
 
 
+@dataclass
 class _Search:
     """The current allocation, and what re-solving its neighbourhoods has spent."""
 
-    def __init__(
-        self,
-        terms: Terms,
-        units: dict[OptionKey, int],
-        objective: int,
-        relaxation: Relaxation,
-        options: SolveOptions,
-        work: float,
-        deadline: float | None,
-        on_progress: Callable[[Progress], None] | None,
-    ) -> None:
-        self.terms, self.units, self.objective = terms, units, objective
-        self.relaxation, self.options, self.work, self.deadline = relaxation, options, work, deadline
-        self.on_progress = on_progress
-        self.spent = self.wall = 0.0
-        self.count = 0
-        self.stopped: str | None = None
-        self.bound: int | None = None
+    terms: Terms
+    units: dict[OptionKey, int]
+    objective: int
+    relaxation: Relaxation
+    options: SolveOptions
+    work: float
+    deadline: float | None
+    on_progress: Callable[[Progress], None] | None
+    spent: float = 0.0
+    wall: float = 0.0
+    count: int = 0
+    stopped: str | None = None
+    bound: int | None = None
 
     def work_left(self) -> bool:
         return self.stopped is None and self.left() > 0.01
