@@ -64,23 +64,22 @@ def render_ranking(rnd: Round, fmt: str, *, width: int = 140) -> str:
     if fmt == "csv":
         return _csv(rows)
     interval = f"{rnd.policy.reviews.interval:.0%}"
-    table = Table(
-        title=f"{escape(rnd.id)}: ranking by each calibration method (policy: "
+    table = _table(
+        f"{escape(rnd.id)}: ranking by each calibration method (policy: "
         f"{rnd.policy.reviews.calibration}; intervals {interval})",
-        box=box.SIMPLE_HEAD,
+        [
+            "rank",
+            "proposal",
+            "score",
+            "reviews",
+            "mean",
+            "standardised",
+            "model",
+            f"model {interval}",
+            "model rank (expected, interval)",
+        ],
+        left=("proposal",),
     )
-    for col in (
-        "rank",
-        "proposal",
-        "score",
-        "reviews",
-        "mean",
-        "standardised",
-        "model",
-        f"model {interval}",
-        "model rank (expected, interval)",
-    ):
-        table.add_column(col, justify="left" if col == "proposal" else "right")
     for r in rows:
         table.add_row(
             str(r["rank"]),
@@ -110,22 +109,21 @@ def render_stability(result: StabilityOut, fmt: str, *, width: int = 140, rows: 
         f"seed {result.seed}); {result.flip_fraction:.2%} of decisions flip"
     )
     moving = [p for p in result.proposals if p.flips > 0]
-    table = Table(
-        title=f"Proposals whose decision flips in some sample ({len(moving)} of {len(result.proposals)})",
-        box=box.SIMPLE_HEAD,
+    table = _table(
+        f"Proposals whose decision flips in some sample ({len(moving)} of {len(result.proposals)})",
+        [
+            "rank",
+            "proposal",
+            "score",
+            "reviews",
+            "funded",
+            "award (ref GPU-h)",
+            "P(funded)",
+            "expected award",
+            "flips",
+        ],
+        left=("proposal", "funded"),
     )
-    for col in (
-        "rank",
-        "proposal",
-        "score",
-        "reviews",
-        "funded",
-        "award (ref GPU-h)",
-        "P(funded)",
-        "expected award",
-        "flips",
-    ):
-        table.add_column(col, justify="left" if col in ("proposal", "funded") else "right")
     for p in moving[:rows] if rows is not None else moving:
         table.add_row(
             str(p.rank_position),
@@ -140,6 +138,14 @@ def render_stability(result: StabilityOut, fmt: str, *, width: int = 140, rows: 
         )
     notes = [f"  {escape(f)}" for f in result.failures]
     return to_text(head, table, *notes, width=width)
+
+
+def _table(title: str, columns: list[str], left: tuple[str, ...]) -> Table:
+    """A table with these columns, right-aligned but for the ``left`` ones."""
+    table = Table(title=title, box=box.SIMPLE_HEAD)
+    for col in columns:
+        table.add_column(col, justify="left" if col in left else "right")
+    return table
 
 
 def _csv(rows: list[dict[str, Any]]) -> str:
