@@ -13,7 +13,12 @@ allocation, so it can only improve. The neighbourhoods, in order:
    (least reduced cost). While a margin is proven optimal and gains, k doubles; a margin
    that grows to the whole round is searched against the LP bound (proven optimal, or
    within the gap limit), and the search ends there;
-2. each machine's own margin in turn, sweep after sweep while a sweep gains;
+2. each machine's own margin in turn; when a sweep over the machines gains nothing, each
+   machine with the PARTNERS machines most awards could move to or from: both margins and
+   every award on one of the two with an option on the other (where the rounding put awards
+   on the wrong machine: the LP is indifferent between machines for most awards). Sweep
+   after sweep while a sweep gains; pairs stop for good at the first pair not proven optimal
+   in its work (too wide to settle);
 3. the whole round for the work left, if the widest margin proven optimal suggests it can
    settle in it (its work grown with the square of the options fits in what is left).
    Otherwise the search has converged and stops early.
@@ -38,6 +43,7 @@ from allocopt.warmstart import Relaxation, share_deviations
 
 FIRST_MARGIN = 100  # k of the first neighbourhood: funded and unfunded proposals freed
 MACHINE_MARGIN = 100  # k of each machine's neighbourhood
+PARTNERS = 2  # machines paired with each machine, those most of its awards could move to
 STEP_SHARE = 4  # a neighbourhood short of the whole round gets at most 1/STEP_SHARE of the work left
 LEAST_STEP_WORK = 0.1  # the work counted for a settled neighbourhood at least (tiny ones report ~0)
 
@@ -105,15 +111,14 @@ def _run(search: _Search) -> bool:
         if search.objective == before:
             break  # nothing more to gain at the margin
         k *= 2
-    # 2. Each machine's margin in turn, for as long as a sweep over the machines gains.
+    # 2. Each machine's margin in turn, then each machine's with its partner's (where awards
+    # can move between them), for as long as a sweep gains.
+    pairs_settle = True  # until a pair's neighbourhood is too wide to settle in its work
     while search.work_left():
         before = search.objective
-        for m in terms.round.machines:
-            free = _machine_margin(terms, search.units, relaxation, m.id, MACHINE_MARGIN)
-            if free:
-                search.step(free)
-            if not search.work_left():
-                break
+        _sweep(search, [[m.id] for m in terms.round.machines])
+        if search.objective == before and pairs_settle and search.work_left():
+            pairs_settle = _sweep(search, _pairs(terms, search.units), give_up=True)
         if search.objective == before:
             break
     # 3. The whole round for the rest of the work, if it is likely to settle in it: the widest
@@ -124,6 +129,24 @@ def _run(search: _Search) -> bool:
         if likely <= search.left():
             return search.step(sorted(everyone), whole=True).status == "optimal"
     return False
+
+
+def _sweep(search: _Search, groups: list[list[str]], give_up: bool = False) -> bool:
+    """One neighbourhood per group of machines: their margins, and every award on one of them
+    that could move to another. False if one was not proven optimal in its work (with
+    ``give_up``, the sweep stops there)."""
+    settled = True
+    for machines in groups:
+        free = _movers(search.terms, search.units, machines)
+        for m in machines:
+            free |= set(_machine_margin(search.terms, search.units, search.relaxation, m, MACHINE_MARGIN))
+        if free and search.step(sorted(free)).status != "optimal":
+            settled = False
+            if give_up:
+                break
+        if not search.work_left():
+            break
+    return settled
 
 
 @dataclass
@@ -231,9 +254,7 @@ def _machine_margin(
     funded = {pid for (pid, _), v in units.items() if v > 0}
     per_hour: dict[str, float] = {}
     cost: dict[str, float] = {}
-    for o in terms.options:
-        if o.machine_id != machine_id:
-            continue
+    for o in terms.options_on[machine_id]:
         if units.get(o.key, 0) > 0:
             per_hour[o.proposal_id] = o.coef / float(o.ref_per_unit)
         elif o.proposal_id not in funded:
@@ -241,3 +262,34 @@ def _machine_margin(
     chosen = sorted(per_hour, key=lambda pid: (per_hour[pid], pid))[:k]
     chosen += sorted(cost, key=lambda pid: (cost[pid], pid))[:k]
     return sorted(chosen)
+
+
+def _movers(terms: Terms, units: dict[OptionKey, int], machines: list[str]) -> set[str]:
+    """The proposals funded on one of these machines with an option on another of them."""
+    among = set(machines)
+    return {
+        pid
+        for (pid, m), v in units.items()
+        if v > 0
+        and m in among
+        and any(o.machine_id in among and o.machine_id != m for o in terms.assessments[pid].options)
+    }
+
+
+def _pairs(terms: Terms, units: dict[OptionKey, int]) -> list[list[str]]:
+    """Each machine with the PARTNERS machines most awards could move to or from (ties by id);
+    each pair once, in machine order."""
+    moves: dict[tuple[str, str], int] = {}
+    for (pid, m), v in units.items():
+        if v > 0:
+            for o in terms.assessments[pid].options:
+                if o.machine_id != m:
+                    pair = (min(m, o.machine_id), max(m, o.machine_id))
+                    moves[pair] = moves.get(pair, 0) + 1
+    chosen: list[list[str]] = []
+    for m in terms.round.machines:
+        mine = [pair for pair in moves if m.id in pair]
+        for pair in sorted(mine, key=lambda p: (-moves[p], p))[:PARTNERS]:
+            if list(pair) not in chosen:
+                chosen.append(list(pair))
+    return chosen

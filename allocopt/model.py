@@ -88,7 +88,7 @@ class AllocationModel:
             a for a in terms.assessments.values() if a.options and (chosen is None or a.proposal.id in chosen)
         ]
         self.options = [o for a in self.assessments for o in a.options]
-        self._share_scale = _common_denominator(o.ref_per_unit for o in terms.options)
+        self._share_scale = terms.share_scale
         self._fixed = _Fixed.of(terms, around or {}, chosen, self._share_scale)
         self.rules: dict[tuple[str, str], Any] = {}
         self._named = named_rules
@@ -483,10 +483,10 @@ class _Fixed:
         for (pid, machine_id), u in around.items() if free is not None else ():
             if u <= 0 or pid in decided:  # no award, or a free proposal's
                 continue
-            a = terms.assessments.get(pid)
-            o = next((o for o in a.options if o.machine_id == machine_id), None) if a is not None else None
-            if a is None or o is None:  # not an option of this round: nothing to hold
+            o = terms.option_of.get((pid, machine_id))
+            if o is None:  # not an option of this round: nothing to hold
                 continue
+            a = terms.assessments[pid]
             machine_units[machine_id] += u
             if a.commercial:
                 commercial_units[machine_id] += u

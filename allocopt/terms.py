@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import cached_property
 
 from allocopt.calibrate import scored
 from allocopt.round import Loc, Machine, Pin, Proposal, Round
@@ -137,6 +138,29 @@ class Terms:
     @property
     def share_basis(self) -> str:
         return self.round.policy.share_basis
+
+    # Lookups the neighbourhood search needs on every step, computed once per round.
+
+    @cached_property
+    def share_scale(self) -> int:
+        """The least integer that makes every option's reference GPU-hours per unit whole."""
+        scale = 1
+        for o in self.options:
+            scale = math.lcm(scale, o.ref_per_unit.denominator)
+        return scale
+
+    @cached_property
+    def option_of(self) -> dict[tuple[str, str], Option]:
+        """Each option by its (proposal id, machine id)."""
+        return {o.key: o for o in self.options}
+
+    @cached_property
+    def options_on(self) -> dict[str, list[Option]]:
+        """Each machine's options (every machine named, in option order)."""
+        on: dict[str, list[Option]] = {m.id: [] for m in self.round.machines}
+        for o in self.options:
+            on[o.machine_id].append(o)
+        return on
 
 
 def derive(rnd: Round) -> Terms:

@@ -302,7 +302,7 @@ class _Builder:
         self.terms = terms
         self.time_limit = time_limit
         rnd = terms.round
-        self.scale = _common_denominator(o.ref_per_unit for o in terms.options)
+        self.scale = terms.share_scale
         self.left = {m.id: m.gpu_hours // m.award_unit for m in rnd.machines}
         self.commercial_left = {m.id: terms.commercial_cap_hours[m.id] // m.award_unit for m in rnd.machines}
         # Share maxima on capacity, soft ones too (crossing them costs merit), in scaled hours.
@@ -622,22 +622,15 @@ def merit(terms: Terms, units: Units) -> int:
     return sum(o.coef * units.get(o.key, 0) for o in terms.options)
 
 
-def _common_denominator(values: object) -> int:
-    scale = 1
-    for v in values:  # type: ignore[attr-defined]
-        scale = math.lcm(scale, v.denominator)
-    return scale
-
-
 def share_deviations(terms: Terms, units: Units) -> dict[str, tuple[int, int]]:
     """For each soft share group, the least (shortfall, excess) in whole reference GPU-hours the
     model's deviation variables must take with these units (to complete a hint)."""
-    scale = _common_denominator(o.ref_per_unit for o in terms.options)
+    scale = terms.share_scale
     held: dict[str, int] = defaultdict(int)
     awarded = 0
-    for o in terms.options:
-        u = units.get(o.key, 0)
-        if u:
+    for key, u in units.items():
+        o = terms.option_of.get(key)
+        if u and o is not None:
             r = int(o.ref_per_unit * scale) * u
             awarded += r
             group = terms.assessments[o.proposal_id].group_id
