@@ -23,7 +23,8 @@ allocation, so it can only improve. The neighbourhoods, in order:
    settle in it (its work grown with the square of the options fits in what is left).
    Otherwise the search has converged and stops early.
 
-A neighbourhood short of the whole round gets at most a quarter of the work left.
+A neighbourhood short of the whole round gets at most a quarter of the work left (a pair's,
+a sixteenth).
 
 Deterministic: neighbourhoods are chosen from the allocation's and the LP's numbers with
 ties broken by id, and each CP-SAT call has a deterministic work limit.
@@ -44,6 +45,9 @@ from allocopt.warmstart import Relaxation, share_deviations
 FIRST_MARGIN = 100  # k of the first neighbourhood: funded and unfunded proposals freed
 MACHINE_MARGIN = 100  # k of each machine's neighbourhood
 PARTNERS = 2  # machines paired with each machine, those most of its awards could move to
+# A pair's neighbourhood gets at most 1/PAIR_SHARE of the work left: those that settle took under
+# 1 deterministic second in our measurements, and one too wide to settle ends the pairs.
+PAIR_SHARE = 16
 STEP_SHARE = 4  # a neighbourhood short of the whole round gets at most 1/STEP_SHARE of the work left
 LEAST_STEP_WORK = 0.1  # the work counted for a settled neighbourhood at least (tiny ones report ~0)
 
@@ -118,7 +122,7 @@ def _run(search: _Search) -> bool:
         before = search.objective
         _sweep(search, [[m.id] for m in terms.round.machines])
         if search.objective == before and pairs_settle and search.work_left():
-            pairs_settle = _sweep(search, _pairs(terms, search.units), give_up=True)
+            pairs_settle = _sweep(search, _pairs(terms, search.units), give_up=True, share=PAIR_SHARE)
         if search.objective == before:
             break
     # 3. The whole round for the rest of the work, if it is likely to settle in it: the widest
@@ -131,16 +135,16 @@ def _run(search: _Search) -> bool:
     return False
 
 
-def _sweep(search: _Search, groups: list[list[str]], give_up: bool = False) -> bool:
+def _sweep(search: _Search, groups: list[list[str]], give_up: bool = False, share: int = STEP_SHARE) -> bool:
     """One neighbourhood per group of machines: their margins, and every award on one of them
     that could move to another. False if one was not proven optimal in its work (with
-    ``give_up``, the sweep stops there)."""
+    ``give_up``, the sweep stops there). Each gets at most 1/share of the work left."""
     settled = True
     for machines in groups:
         free = _movers(search.terms, search.units, machines)
         for m in machines:
             free |= set(_machine_margin(search.terms, search.units, search.relaxation, m, MACHINE_MARGIN))
-        if free and search.step(sorted(free)).status != "optimal":
+        if free and search.step(sorted(free), share=share).status != "optimal":
             settled = False
             if give_up:
                 break
@@ -173,7 +177,7 @@ class _Search:
     def left(self) -> float:
         return self.work - self.spent
 
-    def step(self, free: list[str], whole: bool = False) -> RawResult:
+    def step(self, free: list[str], whole: bool = False, share: int = STEP_SHARE) -> RawResult:
         """Solve one neighbourhood exactly (the whole round: within the gap limit, against
         the LP bound) from the current allocation, and keep what it finds if better."""
         left = None if self.deadline is None else self.deadline - time.perf_counter()
@@ -188,7 +192,7 @@ class _Search:
         model.hint_deviations(share_deviations(self.terms, self.units))
         # Short of the whole round, a neighbourhood gets at most a share of the work left, so one
         # too wide to settle still leaves work for what comes after.
-        budget = self.work - self.spent if whole else (self.work - self.spent) / STEP_SHARE
+        budget = self.work - self.spent if whole else (self.work - self.spent) / share
         step = self.options.model_copy(
             update={
                 "work_limit": budget,
@@ -280,11 +284,11 @@ def _pairs(terms: Terms, units: dict[OptionKey, int]) -> list[list[str]]:
     """Each machine with the PARTNERS machines most awards could move to or from (ties by id);
     each pair once, in machine order."""
     moves: dict[tuple[str, str], int] = {}
-    for (pid, m), v in units.items():
+    for (pid, on), v in units.items():
         if v > 0:
             for o in terms.assessments[pid].options:
-                if o.machine_id != m:
-                    pair = (min(m, o.machine_id), max(m, o.machine_id))
+                if o.machine_id != on:
+                    pair = (min(on, o.machine_id), max(on, o.machine_id))
                     moves[pair] = moves.get(pair, 0) + 1
     chosen: list[list[str]] = []
     for m in terms.round.machines:

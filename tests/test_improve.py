@@ -10,6 +10,7 @@ have proven the round's optimum.
 
 from __future__ import annotations
 
+import importlib
 from itertools import combinations
 
 import pytest
@@ -336,3 +337,75 @@ def test_improve_proves_the_optimum_of_a_whole_round(
     decided = {o.proposal_id for o in terms.options}
     if len(decided) > 2 * margin:  # a first neighbourhood short of the round: it had to grow
         assert result.neighbourhoods >= 2
+
+
+def _swap_round() -> Round:
+    """Two machines of 4,000 GPU-hours. P1 runs twice as fast on ROCm (machine B), P2 on CUDA
+    (machine A): each needs 4,000 GPU-hours on its slow machine, 2,000 on its fast one. P3
+    runs on CUDA only, P4 on ROCm only (1,000 each)."""
+    both = {"stacks": ("cuda", "rocm"), "request": 2000, "minimum": 2000}
+    return make_round(
+        machines=[machine("A", gpu_hours=4000), machine("B", gpu_hours=4000, stack="rocm")],
+        proposals=[
+            proposal("P1", efficiency={"cuda": 0.5, "rocm": 1.0}, **both),
+            proposal("P2", efficiency={"cuda": 1.0, "rocm": 0.5}, **both),
+            proposal("P3", stacks=("cuda",), request=1000, minimum=1000),
+            proposal("P4", stacks=("rocm",), request=1000, minimum=1000),
+        ],
+        value="hours",
+    )
+
+
+# P1 and P2 each fill the machine that suits them least.
+WRONG_WAY_ROUND = {("P1", "A"): 4, ("P2", "B"): 4}
+
+
+def test_movers_are_the_awards_that_could_change_machine() -> None:
+    terms = derive(_swap_round().canonical())
+    assert improve_module._movers(terms, WRONG_WAY_ROUND, ["A", "B"]) == {"P1", "P2"}
+    assert improve_module._movers(terms, WRONG_WAY_ROUND, ["A"]) == set()  # no other machine among these
+    # P3 runs on CUDA only: funded on A, it has no option on B.
+    assert improve_module._movers(terms, {("P3", "A"): 1}, ["A", "B"]) == set()
+    assert improve_module._pairs(terms, WRONG_WAY_ROUND) == [["A", "B"]]  # each pair once
+
+
+def test_a_pair_neighbourhood_swaps_awards_each_machine_alone_cannot() -> None:
+    """With both machines full, neither machine's margin can move its award (the other machine
+    has no room), so nothing else fits; the pair's neighbourhood swaps the two awards, which
+    leaves room for P3 and P4."""
+    terms = derive(_swap_round().canonical())
+    relaxation = lp_units(terms)
+    assert relaxation is not None
+    start = dict(WRONG_WAY_ROUND)
+    assert feasible(terms, start)
+
+    def search() -> improve_module._Search:
+        return improve_module._Search(
+            terms, dict(start), _worth(terms, start), relaxation, EXACT, 10.0, None, None
+        )
+
+    alone = search()
+    assert improve_module._sweep(alone, [["A"], ["B"]])  # each proven optimal ...
+    assert alone.units == start  # ... and stuck where it is
+    paired = search()
+    assert improve_module._sweep(paired, improve_module._pairs(terms, paired.units))
+    assert paired.units == {("P1", "B"): 2, ("P2", "A"): 2, ("P3", "A"): 1, ("P4", "B"): 1}
+    assert paired.objective == _worth(terms, paired.units) > _worth(terms, start)
+    assert feasible(terms, paired.units)
+
+
+def test_solve_with_and_without_the_probe_proves_the_same_optimum(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A round above PROBE_OPTIONS skips CP-SAT's probe and goes straight to the warm start and
+    the neighbourhood search; either way the solve proves the same optimum, and verify passes."""
+    from allocopt.verify import verify
+
+    solve_module = importlib.import_module("allocopt.solve")  # the package's `solve` is the function
+    rnd = generate_round(60, 4, 3, policy_language=True)
+    found = []
+    for probe_options in (10**9, 0):  # always probe, never probe
+        monkeypatch.setattr(solve_module, "PROBE_OPTIONS", probe_options)
+        solution = solve(rnd, EXACT)
+        assert solution.solver.status == "optimal", probe_options
+        assert verify(rnd, solution) == []
+        found.append(solution.objective.scaled)
+    assert found[0] == found[1]
