@@ -18,7 +18,8 @@ allocation, so it can only improve. The neighbourhoods, in order:
    every award on one of the two with an option on the other (where the rounding put awards
    on the wrong machine: the LP is indifferent between machines for most awards). Sweep
    after sweep while a sweep gains; pairs stop for good at the first pair not proven optimal
-   in its work (too wide to settle);
+   in its work (too wide to settle), or after a sweep of pairs that closed less than
+   1/PAIR_GAIN of the gap to the LP bound (each costs dozens of CP-SAT calls);
 3. the whole round for the work left, if the widest margin proven optimal suggests it can
    settle in it (its work grown with the square of the options fits in what is left).
    Otherwise the search has converged and stops early.
@@ -48,6 +49,7 @@ PARTNERS = 2  # machines paired with each machine, those most of its awards coul
 # A pair's neighbourhood gets at most 1/PAIR_SHARE of the work left: those that settle took under
 # 1 deterministic second in our measurements, and one too wide to settle ends the pairs.
 PAIR_SHARE = 16
+PAIR_GAIN = 10  # sweeps of pairs go on while one closes at least 1/PAIR_GAIN of the gap to the LP bound
 STEP_SHARE = 4  # a neighbourhood short of the whole round gets at most 1/STEP_SHARE of the work left
 LEAST_STEP_WORK = 0.1  # the work counted for a settled neighbourhood at least (tiny ones report ~0)
 
@@ -117,12 +119,14 @@ def _run(search: _Search) -> bool:
         k *= 2
     # 2. Each machine's margin in turn, then each machine's with its partner's (where awards
     # can move between them), for as long as a sweep gains.
-    pairs_settle = True  # until a pair's neighbourhood is too wide to settle in its work
+    pairs_pay = True  # until a pair is too wide to settle, or a sweep of pairs gains too little
     while search.work_left():
         before = search.objective
         _sweep(search, [[m.id] for m in terms.round.machines])
-        if search.objective == before and pairs_settle and search.work_left():
-            pairs_settle = _sweep(search, _pairs(terms, search.units), give_up=True, share=PAIR_SHARE)
+        if search.objective == before and pairs_pay and search.work_left():
+            gap = relaxation.bound - search.objective
+            settled = _sweep(search, _pairs(terms, search.units), give_up=True, share=PAIR_SHARE)
+            pairs_pay = settled and search.objective - before >= gap / PAIR_GAIN
         if search.objective == before:
             break
     # 3. The whole round for the rest of the work, if it is likely to settle in it: the widest

@@ -89,7 +89,7 @@ class AllocationModel:
         ]
         self.options = [o for a in self.assessments for o in a.options]
         self._share_scale = terms.share_scale
-        self._fixed = _Fixed.of(terms, around or {}, chosen, self._share_scale)
+        self._fixed = _Fixed.of(terms, around or {}, chosen)
         self.rules: dict[tuple[str, str], Any] = {}
         self._named = named_rules
         self.y: dict[str, Any] = {}
@@ -267,7 +267,7 @@ class AllocationModel:
         """Capacity used by these options in reference GPU-hours, times the share scale."""
         chosen = list(options)
         return cp_model.LinearExpr.weighted_sum(
-            [self.u[o.key] for o in chosen], [int(o.ref_per_unit * self._share_scale) for o in chosen]
+            [self.u[o.key] for o in chosen], [self.terms.scaled_ref[o.key] for o in chosen]
         )
 
     # -- objectives and extra constraints ------------------------------------
@@ -472,7 +472,7 @@ class _Fixed:
     merit: int
 
     @classmethod
-    def of(cls, terms: Terms, around: dict[OptionKey, int], free: set[str] | None, scale: int) -> _Fixed:
+    def of(cls, terms: Terms, around: dict[OptionKey, int], free: set[str] | None) -> _Fixed:
         machine_units = {m.id: 0 for m in terms.round.machines}
         commercial_units = dict(machine_units)
         group_ref = {g: 0 for g in terms.groups}
@@ -490,7 +490,7 @@ class _Fixed:
             machine_units[machine_id] += u
             if a.commercial:
                 commercial_units[machine_id] += u
-            ref = int(o.ref_per_unit * scale) * u
+            ref = terms.scaled_ref[o.key] * u
             awarded += ref
             if a.group_id is not None:
                 group_ref[a.group_id] += ref

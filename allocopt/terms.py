@@ -150,6 +150,12 @@ class Terms:
         return scale
 
     @cached_property
+    def scaled_ref(self) -> dict[tuple[str, str], int]:
+        """Each option's reference GPU-hours per unit times ``share_scale`` (a whole number)."""
+        scale = self.share_scale
+        return {o.key: int(o.ref_per_unit * scale) for o in self.options}
+
+    @cached_property
     def option_of(self) -> dict[tuple[str, str], Option]:
         """Each option by its (proposal id, machine id)."""
         return {o.key: o for o in self.options}

@@ -631,7 +631,7 @@ def share_deviations(terms: Terms, units: Units) -> dict[str, tuple[int, int]]:
     for key, u in units.items():
         o = terms.option_of.get(key)
         if u and o is not None:
-            r = int(o.ref_per_unit * scale) * u
+            r = terms.scaled_ref[key] * u
             awarded += r
             group = terms.assessments[o.proposal_id].group_id
             if group is not None:
