@@ -280,6 +280,7 @@ def _movers(terms: Terms, units: dict[OptionKey, int], machines: list[str]) -> s
         for (pid, m), v in units.items()
         if v > 0
         and m in among
+        and (pid, m) in terms.option_of
         and any(o.machine_id in among and o.machine_id != m for o in terms.assessments[pid].options)
     }
 
@@ -289,7 +290,7 @@ def _pairs(terms: Terms, units: dict[OptionKey, int]) -> list[list[str]]:
     each pair once, in machine order."""
     moves: dict[tuple[str, str], int] = {}
     for (pid, on), v in units.items():
-        if v > 0:
+        if v > 0 and (pid, on) in terms.option_of:  # not an option of this round: nothing moves
             for o in terms.assessments[pid].options:
                 if o.machine_id != on:
                     pair = (min(on, o.machine_id), max(on, o.machine_id))

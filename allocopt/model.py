@@ -289,7 +289,6 @@ class AllocationModel:
         fewest changed decisions (funded or not, and on which machines), then fewest reference
         GPU-hours moved. Options the previous allocation does not name count as 0 units there."""
         self.model.add(self.merit_expr() >= min_merit)
-        scale = self._share_scale
         changed, moved = [], []
         for a in self.assessments:
             c = self.model.new_bool_var(f"changed[{a.proposal.id}]")
@@ -302,11 +301,11 @@ class AllocationModel:
                 )
                 self.model.add(d >= self.u[o.key] - before)
                 self.model.add(d >= before - self.u[o.key])
-                moved.append(int(o.ref_per_unit * scale) * d)
+                moved.append(self.terms.scaled_ref[o.key] * d)
             changed.append(c)
         # One changed decision weighs more than any number of moved hours.
         most_moved = sum(
-            int(o.ref_per_unit * scale) * max(o.max_units, previous.get(o.key, 0)) for o in self.options
+            self.terms.scaled_ref[o.key] * max(o.max_units, previous.get(o.key, 0)) for o in self.options
         )
         self.model.minimize((most_moved + 1) * sum(changed) + sum(moved))
 

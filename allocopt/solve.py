@@ -240,7 +240,8 @@ def _search(
        in a round too large for that, until no machine's margin yields anything better.
 
     Without the warm start (or the LP), the probe's search goes on over the whole round with
-    the best bound so far. After a Ctrl-C before the search, CP-SAT stops at the first
+    the best bound so far; so does a search whose warm start found nothing (from scratch, on a
+    round too large for the probe). After a Ctrl-C before the search, CP-SAT stops at the first
     allocation it finds."""
     if interrupted:
         return model.solve(_within(options, started), on_progress, first_solution_only=True)
@@ -257,6 +258,8 @@ def _search(
         try:
             warm = warm_start(terms, _left(options, started), relaxation)
         except KeyboardInterrupt:
+            if best.objective is None:  # no probe ran: stop at the first allocation CP-SAT finds
+                return model.solve(_within(options, started), on_progress, first_solution_only=True)
             best.stop_reason = "interrupted"
             return best
         if warm is not None and (best.objective is None or _worth(terms, warm) > best.objective):

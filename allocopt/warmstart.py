@@ -323,7 +323,7 @@ class _Builder:
         self.org_count: dict[str, int] = defaultdict(int)
 
     def _ref(self, o: Option) -> int:
-        return int(o.ref_per_unit * self.scale)
+        return self.terms.scaled_ref[o.key]
 
     def room(self, o: Option) -> int:
         """How many more units o can take now (capacity, commercial cap, share maximum, request)."""

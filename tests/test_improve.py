@@ -340,39 +340,54 @@ def test_improve_proves_the_optimum_of_a_whole_round(
 
 
 def _swap_round() -> Round:
-    """Two machines of 4,000 GPU-hours. P1 runs twice as fast on ROCm (machine B), P2 on CUDA
-    (machine A): each needs 4,000 GPU-hours on its slow machine, 2,000 on its fast one. P3
-    runs on CUDA only, P4 on ROCm only (1,000 each)."""
-    both = {"stacks": ("cuda", "rocm"), "request": 2000, "minimum": 2000}
+    """Two machines of 3,000 GPU-hours. P1 runs twice as fast on ROCm (machine B), P2 on CUDA
+    (machine A): each needs 4,000 GPU-hours for its whole request on its slow machine (3,000 fit:
+    3/4 of it), 2,000 on its fast one."""
+    both = {"stacks": ("cuda", "rocm"), "request": 2000, "minimum": 1000}
     return make_round(
-        machines=[machine("A", gpu_hours=4000), machine("B", gpu_hours=4000, stack="rocm")],
+        machines=[machine("A", gpu_hours=3000), machine("B", gpu_hours=3000, stack="rocm")],
         proposals=[
             proposal("P1", efficiency={"cuda": 0.5, "rocm": 1.0}, **both),
             proposal("P2", efficiency={"cuda": 1.0, "rocm": 0.5}, **both),
-            proposal("P3", stacks=("cuda",), request=1000, minimum=1000),
-            proposal("P4", stacks=("rocm",), request=1000, minimum=1000),
         ],
         value="hours",
     )
 
 
-# P1 and P2 each fill the machine that suits them least.
-WRONG_WAY_ROUND = {("P1", "A"): 4, ("P2", "B"): 4}
+# P1 and P2 each fill the machine that suits them least, with 3/4 of their request.
+WRONG_WAY_ROUND = {("P1", "A"): 3, ("P2", "B"): 3}
 
 
 def test_movers_are_the_awards_that_could_change_machine() -> None:
     terms = derive(_swap_round().canonical())
     assert improve_module._movers(terms, WRONG_WAY_ROUND, ["A", "B"]) == {"P1", "P2"}
     assert improve_module._movers(terms, WRONG_WAY_ROUND, ["A"]) == set()  # no other machine among these
-    # P3 runs on CUDA only: funded on A, it has no option on B.
-    assert improve_module._movers(terms, {("P3", "A"): 1}, ["A", "B"]) == set()
-    assert improve_module._pairs(terms, WRONG_WAY_ROUND) == [["A", "B"]]  # each pair once
+    assert improve_module._movers(terms, {("P1", "A"): 3}, ["B"]) == set()  # funded elsewhere
+    assert (
+        improve_module._movers(terms, {("P9", "A"): 3, ("P1", "Z"): 1}, ["A", "B"]) == set()
+    )  # no such options
 
 
-def test_a_pair_neighbourhood_swaps_awards_each_machine_alone_cannot() -> None:
-    """With both machines full, neither machine's margin can move its award (the other machine
-    has no room), so nothing else fits; the pair's neighbourhood swaps the two awards, which
-    leaves room for P3 and P4."""
+def test_pairs_are_each_machine_with_those_most_awards_could_move_to(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three machines: three CUDA-only awards on A could move to B; one award on C (ROCm) could
+    move to A or B. Each machine takes its PARTNERS busiest pairs, ties by id, each pair once."""
+    cuda, both = {"stacks": ("cuda",)}, {"stacks": ("cuda", "rocm")}
+    rnd = make_round(
+        machines=[machine("A"), machine("B"), machine("C", stack="rocm")],
+        proposals=[*(proposal(f"X{i}", **cuda) for i in (1, 2, 3)), proposal("Y1", **both)],
+    )
+    terms = derive(rnd.canonical())
+    units = {("X1", "A"): 2, ("X2", "A"): 2, ("X3", "A"): 2, ("Y1", "C"): 2}
+    assert improve_module._pairs(terms, units) == [["A", "B"], ["A", "C"], ["B", "C"]]
+    monkeypatch.setattr(improve_module, "PARTNERS", 1)
+    assert improve_module._pairs(terms, units) == [["A", "B"], ["A", "C"]]  # C: (A, C) before (B, C)
+    assert improve_module._pairs(terms, {}) == []
+
+
+def test_a_pair_neighbourhood_swaps_awards_each_machine_alone_cannot(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With both machines full, neither award alone can move (the other machine has no room);
+    the pair's neighbourhood (here only its movers: no margins) frees both, and swaps them."""
+    monkeypatch.setattr(improve_module, "MACHINE_MARGIN", 0)
     terms = derive(_swap_round().canonical())
     relaxation = lp_units(terms)
     assert relaxation is not None
@@ -385,11 +400,13 @@ def test_a_pair_neighbourhood_swaps_awards_each_machine_alone_cannot() -> None:
         )
 
     alone = search()
-    assert improve_module._sweep(alone, [["A"], ["B"]])  # each proven optimal ...
-    assert alone.units == start  # ... and stuck where it is
+    for pid in ("P1", "P2"):
+        assert alone.step([pid]).status == "optimal"
+    assert alone.units == start  # either award alone is stuck where it is
     paired = search()
     assert improve_module._sweep(paired, improve_module._pairs(terms, paired.units))
-    assert paired.units == {("P1", "B"): 2, ("P2", "A"): 2, ("P3", "A"): 1, ("P4", "B"): 1}
+    assert paired.count == 1
+    assert paired.units == {("P1", "B"): 2, ("P2", "A"): 2}  # each whole, on its fast machine
     assert paired.objective == _worth(terms, paired.units) > _worth(terms, start)
     assert feasible(terms, paired.units)
 
@@ -401,11 +418,23 @@ def test_solve_with_and_without_the_probe_proves_the_same_optimum(monkeypatch: p
 
     solve_module = importlib.import_module("allocopt.solve")  # the package's `solve` is the function
     rnd = generate_round(60, 4, 3, policy_language=True)
+    options_in_round = len(derive(rnd.canonical()).options)
+    calls: list[tuple[int, float]] = []  # each CP-SAT call: the options it decides, its work limit
+    real_solve = AllocationModel.solve
+
+    def counted(self: AllocationModel, options: SolveOptions, *args: object, **kwargs: object) -> object:
+        calls.append((len(self.options), options.work_limit))
+        return real_solve(self, options, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(AllocationModel, "solve", counted)
     found = []
     for probe_options in (10**9, 0):  # always probe, never probe
         monkeypatch.setattr(solve_module, "PROBE_OPTIONS", probe_options)
+        calls.clear()
         solution = solve(rnd, EXACT)
         assert solution.solver.status == "optimal", probe_options
         assert verify(rnd, solution) == []
         found.append(solution.objective.scaled)
+        probed = calls[0] == (options_in_round, solve_module.PROBE_WORK)
+        assert probed == (probe_options > 0), calls[:3]
     assert found[0] == found[1]
