@@ -333,6 +333,26 @@ def test_ctrl_c_before_cp_sat_still_writes_a_solution(
     assert run("verify", shipped, str(out)).exit_code == 0
 
 
+def test_ctrl_c_in_the_warm_start_of_a_round_too_large_to_probe_still_writes_a_solution(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A round above the probe's size has no allocation before the warm start: Ctrl-C there
+    still writes CP-SAT's first allocation, marked interrupted."""
+
+    def interrupted(*_: object, **__: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sys.modules["allocopt.solve"], "PROBE_OPTIONS", 0)
+    monkeypatch.setattr(sys.modules["allocopt.solve"], "warm_start", interrupted)
+    out = tmp_path / "interrupted.json"
+    shipped = str(ROOT / "instances" / "eurohpc-2026.json")
+    result = run("solve", shipped, "-o", str(out), "-q")
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert data["solver"]["stop_reason"] == "interrupted"
+    assert run("verify", shipped, str(out)).exit_code == 0
+
+
 def test_ctrl_c_while_reading_writes_nothing_and_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
