@@ -315,35 +315,26 @@ def test_verify_catches_false_proof_claims(tmp_path: Path, edit: dict[str, objec
     assert "best_bound" in result.output
 
 
-def test_ctrl_c_before_cp_sat_still_writes_a_solution(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def _interrupted(*_: object, **__: object) -> None:
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize(
+    "patches",
+    [
+        {"lp_units": _interrupted},  # before CP-SAT starts
+        # A round above the probe's size has no allocation before the warm start.
+        {"PROBE_OPTIONS": 0, "warm_start": _interrupted},
+    ],
+    ids=["before-cp-sat", "warm-start-without-probe"],
+)
+def test_ctrl_c_before_any_allocation_still_writes_a_solution(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, patches: dict[str, object]
 ) -> None:
-    """Ctrl-C before CP-SAT starts: the first allocation it finds is written, marked interrupted."""
-
-    def interrupted(*_: object, **__: object) -> None:
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(sys.modules["allocopt.solve"], "lp_units", interrupted)
-    out = tmp_path / "interrupted.json"
-    shipped = str(ROOT / "instances" / "eurohpc-2026.json")
-    result = run("solve", shipped, "-o", str(out), "-q")
-    assert result.exit_code == 0, result.output
-    data = json.loads(out.read_text())
-    assert data["solver"]["stop_reason"] == "interrupted"
-    assert run("verify", shipped, str(out)).exit_code == 0
-
-
-def test_ctrl_c_in_the_warm_start_of_a_round_too_large_to_probe_still_writes_a_solution(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A round above the probe's size has no allocation before the warm start: Ctrl-C there
-    still writes CP-SAT's first allocation, marked interrupted."""
-
-    def interrupted(*_: object, **__: object) -> None:
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(sys.modules["allocopt.solve"], "PROBE_OPTIONS", 0)
-    monkeypatch.setattr(sys.modules["allocopt.solve"], "warm_start", interrupted)
+    """Ctrl-C before any allocation is at hand: the first one CP-SAT finds is written, marked
+    interrupted."""
+    for name, value in patches.items():
+        monkeypatch.setattr(sys.modules["allocopt.solve"], name, value)
     out = tmp_path / "interrupted.json"
     shipped = str(ROOT / "instances" / "eurohpc-2026.json")
     result = run("solve", shipped, "-o", str(out), "-q")
@@ -357,11 +348,7 @@ def test_ctrl_c_while_reading_writes_nothing_and_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Ctrl-C before anything is found: one clear line, exit 1, no file, no traceback."""
-
-    def interrupted(*_: object, **__: object) -> None:
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr("allocopt.cli.read_round", interrupted)
+    monkeypatch.setattr("allocopt.cli.read_round", _interrupted)
     out = tmp_path / "never.json"
     result = run("solve", TINY, "-o", str(out))
     assert result.exit_code == 1
