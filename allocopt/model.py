@@ -209,6 +209,9 @@ class AllocationModel:
 
     def _pins(self) -> None:
         """Committee pins: must fund (on a machine, with an exact award) or must not fund."""
+        for a in self.terms.assessments.values():  # a proposal with no option cannot be funded
+            if not a.options and a.pin is not None and a.pin.action == "fund":
+                self._rule("pin", a.proposal.id, self.model.add_bool_or([]))
         for a in self.assessments:
             pin = a.pin
             if pin is None:

@@ -395,6 +395,27 @@ def test_fund_pin_that_cannot_fit_is_infeasible() -> None:
     assert_infeasible(rnd)
 
 
+def test_the_model_itself_cannot_fund_a_pinned_proposal_without_an_option() -> None:
+    """solve() refuses a fund pin on a proposal no machine suits (a problem in the terms); the
+    model must not drop it either, whoever builds it: no allocation satisfies it."""
+    from allocopt.model import AllocationModel
+    from allocopt.options import SolveOptions
+    from allocopt.terms import derive
+
+    rnd = make_round(
+        proposals=[proposal("P1"), proposal("P2", stacks=("rocm",))],  # the one machine runs CUDA
+        pins=[pin("P2")],
+    )
+    terms = derive(rnd)
+    assert not terms.assessments["P2"].options and terms.problems
+    model = AllocationModel(terms)
+    model.maximise_merit()
+    assert model.solve(SolveOptions()).status == "infeasible"
+    named = AllocationModel(terms, named_rules=True)
+    assert named.check_rules(SolveOptions(), [("pin", "P2")])[0] == "infeasible"
+    assert named.check_rules(SolveOptions(), [])[0] == "feasible"
+
+
 @pytest.mark.parametrize(
     ("pins", "p1_hours", "p2_hours"),
     [
