@@ -78,7 +78,7 @@ class Ledger:
 
     def fraction(self, a: Assessment) -> Fraction:
         """The proposal's awarded fraction of its request."""
-        return sum((o.f * self.units.get(o.key, 0) for o in a.options), Fraction(0))
+        return sum((o.f * u for o in a.options if (u := self.units.get(o.key, 0))), Fraction(0))
 
     def blockers(self, a: Assessment, o: Option, units: int, *, adding: bool) -> list[tuple[str, str]]:
         """The rules that forbid `units` more award units on option o, as (code, detail).

@@ -44,12 +44,14 @@ import argparse
 import math
 import multiprocessing
 import resource
+import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from fractions import Fraction
+from typing import cast
 
 import numpy as np
 from rich.console import Console
@@ -57,9 +59,12 @@ from rich.table import Table
 from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 from scipy.sparse import coo_matrix, csr_matrix
 
+from allocopt import warmstart
 from allocopt.errors import AllocoptError
 from allocopt.generate import generate_round
+from allocopt.model import AllocationModel
 from allocopt.options import SolveOptions
+from allocopt.outcome import metrics, proposal_results
 from allocopt.solve import solve
 from allocopt.terms import Option, Terms, derive
 from allocopt.verify import verify
@@ -459,6 +464,58 @@ def table(rows: list[Row], title: str) -> Table:
     return t
 
 
+# -- how the fixed costs grow ---------------------------------------------------------
+
+SCALING_SIZES = [1250, 2500, 5000, 10000, 20000]  # proposals, on 30 machines: options grow with them
+PHASES = ("terms", "model", "LP", "warm start", "results")
+
+
+def time_phases(proposals: int, machines: int, seed: int) -> tuple[int, dict[str, float]]:
+    """The options of one generated round, and the wall seconds of each step of ``solve()``
+    around the search: the exact terms, the whole CP-SAT model, the LP relaxation with its
+    dual bound, the warm start, and the per-proposal results and metrics of an allocation."""
+    rnd = generate_round(proposals, machines, seed, policy_language=False).canonical()
+    seconds: dict[str, float] = {}
+
+    def timed(phase: str, step: Callable[[], object]) -> object:
+        started = time.perf_counter()
+        value = step()
+        seconds[phase] = time.perf_counter() - started
+        return value
+
+    terms = cast(Terms, timed("terms", lambda: derive(rnd)))
+    timed("model", lambda: AllocationModel(terms).maximise_merit())
+    relaxation = cast(warmstart.Relaxation, timed("LP", lambda: warmstart.lp_units(terms)))
+    units = cast(Units, timed("warm start", lambda: warmstart.warm_start(terms, None, relaxation)))
+
+    def results() -> object:
+        found = proposal_results(
+            terms, units, objective="merit", optimal=False, gap=0.0, unproven=frozenset()
+        )
+        return metrics(terms, found)
+
+    timed("results", results)
+    return len(terms.options), seconds
+
+
+def scaling_table(rows: list[tuple[int, int, dict[str, float]]]) -> Table:
+    """Seconds per phase, and microseconds per option: flat columns mean linear growth."""
+    out = Table(title="Time outside the search, by round size (30 machines, seed 1)")
+    out.add_column("proposals", justify="right")
+    out.add_column("options", justify="right")
+    for phase in PHASES:
+        out.add_column(f"{phase} s", justify="right")
+    for phase in PHASES:
+        out.add_column(f"{phase} us/option", justify="right")
+    for proposals, options, seconds in rows:
+        per_option = [f"{seconds[p] / options * 1e6:.1f}" for p in PHASES]
+        out.add_row(str(proposals), f"{options:,}", *(f"{seconds[p]:.2f}" for p in PHASES), *per_option)
+    first, last = rows[0], rows[-1]
+    growth = [f"x{(last[2][p] / last[1]) / (first[2][p] / first[1]):.2f}" for p in PHASES]
+    out.add_row("per option,", f"x{last[1] / first[1]:.0f} options", *([""] * len(PHASES)), *growth)
+    return out
+
+
 def _ints(text: str) -> list[int]:
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
@@ -518,7 +575,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--no-warm-start", action="store_true", help="solve without the warm start (to measure what it does)"
     )
+    parser.add_argument(
+        "--scaling",
+        action="store_true",
+        help="time the steps around the search (terms, model, LP, warm start, results) at "
+        f"{', '.join(map(str, SCALING_SIZES))} proposals x 30 machines (--sizes to choose)",
+    )
     args = parser.parse_args(argv)
+    if args.scaling:
+        sizes = SCALING_SIZES if "--sizes" not in (argv or sys.argv) else args.sizes
+        measured = []
+        for size in sizes:
+            with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+                options, seconds = pool.submit(time_phases, size, 30, 1).result()
+            measured.append((size, options, seconds))
+        Console(width=320).print(scaling_table(measured))
+        return
     if args.targets:
         unknown = set(args.target_sizes) - set(TARGETS)
         if unknown:
