@@ -10,7 +10,9 @@ allocation, so it can only improve. The neighbourhoods, in order:
 0. the proposals whose award differs from the LP's, again while that gains;
 1. the round's margin: the k funded proposals of least merit per reference GPU-hour
    (cheapest to shrink or drop) and the k unfunded ones the LP comes closest to funding
-   (least reduced cost). While a margin is proven optimal and gains, k doubles; a margin
+   (least reduced cost). While a margin is proven optimal and closes at least
+   1/MARGIN_GAIN of the gap to the LP bound, k doubles (a wider margin that does not settle
+   costs a quarter of the work left, and a small gain says it would give little); a margin
    that grows to the whole round is searched against the LP bound (proven optimal, or
    within the gap limit), and the search ends there;
 2. each machine's own margin in turn; when a sweep over the machines gains nothing, each
@@ -49,6 +51,7 @@ PARTNERS = 2  # machines paired with each machine, those most of its awards coul
 # A pair's neighbourhood gets at most 1/PAIR_SHARE of the work left: those that settle took under
 # 1 deterministic second in our measurements, and one too wide to settle ends the pairs.
 PAIR_SHARE = 16
+MARGIN_GAIN = 10  # the round's margin doubles while one closes >= 1/MARGIN_GAIN of the gap to the LP bound
 PAIR_GAIN = 10  # sweeps of pairs go on while one closes at least 1/PAIR_GAIN of the gap to the LP bound
 STEP_SHARE = 4  # a neighbourhood short of the whole round gets at most 1/STEP_SHARE of the work left
 LEAST_STEP_WORK = 0.1  # the work counted for a settled neighbourhood at least (tiny ones report ~0)
@@ -101,7 +104,7 @@ def _run(search: _Search) -> bool:
         search.step(disagree)
         if search.objective == before:
             break
-    # 1. The round's margin, twice as wide after each one proven optimal that gained.
+    # 1. The round's margin, twice as wide after each one proven optimal that closed enough of the gap.
     k = FIRST_MARGIN
     widest, widest_work = 0, 0.0  # the widest margin proven optimal: its options, its work
     while search.work_left():
@@ -114,8 +117,8 @@ def _run(search: _Search) -> bool:
         if raw.status != "optimal":
             break  # as wide as CP-SAT settles in the work left
         widest, widest_work = raw.num_options, raw.deterministic_seconds
-        if search.objective == before:
-            break  # nothing more to gain at the margin
+        if search.objective - before < (relaxation.bound - before) / MARGIN_GAIN:
+            break  # little more to gain at the margin: a wider one costs more than it is likely to give
         k *= 2
     # 2. Each machine's margin in turn, then each machine's with its partner's (where awards
     # can move between them), for as long as a sweep gains.

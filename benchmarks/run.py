@@ -65,6 +65,7 @@ from allocopt.generate import generate_round
 from allocopt.model import AllocationModel
 from allocopt.options import SolveOptions
 from allocopt.outcome import metrics, proposal_results
+from allocopt.round import Round
 from allocopt.solve import solve
 from allocopt.terms import Option, Terms, derive
 from allocopt.verify import verify
@@ -293,10 +294,12 @@ class HighsResult:
     peak_mb: float
 
 
-def run_highs(proposals: int, machines: int, seed: int, time_limit: float) -> HighsResult:
+def run_highs(
+    proposals: int, machines: int, seed: int, time_limit: float, value: str = "fraction"
+) -> HighsResult:
     """HiGHS (scipy.optimize.milp) on the same model, integral, within time_limit wall seconds
     (runs in its own process: generating the round and building the model are not timed)."""
-    terms = derive(generate_round(proposals, machines, seed, policy_language=False))
+    terms = derive(bench_round(proposals, machines, seed, value))
     lm = linear_model(terms)
     started = time.perf_counter()
     res = milp(
@@ -322,6 +325,15 @@ def run_highs(proposals: int, machines: int, seed: int, time_limit: float) -> Hi
 # -- one round -------------------------------------------------------------------
 
 
+def bench_round(proposals: int, machines: int, seed: int, value: str = "fraction") -> Round:
+    """A generated core-policy round, with the merit value set to `value` ('fraction' or 'hours')."""
+    rnd = generate_round(proposals, machines, seed, policy_language=False)
+    if rnd.policy.merit.value == value:
+        return rnd
+    merit = rnd.policy.merit.model_copy(update={"value": value})
+    return rnd.model_copy(update={"policy": rnd.policy.model_copy(update={"merit": merit})})
+
+
 def check_supported(terms: Terms) -> None:
     """The greedy fills and the LP model only what generated rounds use: say so if that changes."""
     policy = terms.round.policy
@@ -339,9 +351,10 @@ def run_one(
     workers: int,
     warm_start: bool = True,
     kind: str = "merit",
+    value: str = "fraction",
 ) -> Row:
     """Generate, solve, verify and compare one round (runs in its own process)."""
-    rnd = generate_round(proposals, machines, seed, policy_language=False)
+    rnd = bench_round(proposals, machines, seed, value)
     terms = derive(rnd)
     check_supported(terms)
     rank = greedy_by_rank(terms)
@@ -573,6 +586,13 @@ def main(argv: list[str] | None = None) -> None:
         "proven, and HiGHS is left out (it solves the merit model)",
     )
     parser.add_argument(
+        "--value",
+        choices=["fraction", "hours"],
+        default="fraction",
+        help="the rounds' merit value: 'fraction' (the generator's; favours many awards) or 'hours' "
+        "(favours large awards)",
+    )
+    parser.add_argument(
         "--no-warm-start", action="store_true", help="solve without the warm start (to measure what it does)"
     )
     parser.add_argument(
@@ -620,12 +640,13 @@ def main(argv: list[str] | None = None) -> None:
                 args.workers,
                 not args.no_warm_start,
                 args.objective,
+                args.value,
             ).result()
         console.log(f"{size} x {machines}, seed {seed}: {asdict(row)['status']} in {row.wall:.1f} s")
         if with_highs:
             with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
                 high: Callable[..., HighsResult] = run_highs
-                highs = pool.submit(high, size, machines, seed, row.wall).result()
+                highs = pool.submit(high, size, machines, seed, row.wall, args.value).result()
             row = replace(row, highs=highs)
             console.log(f"  HiGHS: {highs.status} in {highs.seconds:.1f} s")
         rows.append(row)
@@ -635,7 +656,8 @@ def main(argv: list[str] | None = None) -> None:
             rows,
             f"allocopt vs greedy fills{', HiGHS' if with_highs else ''} and the LP bound ({where}, "
             f"work limit {args.work_limit:g}, {args.workers} workers"
-            f"{', no warm start' if args.no_warm_start else ''}, objective {args.objective})",
+            f"{', no warm start' if args.no_warm_start else ''}, objective {args.objective}, "
+            f"value {args.value})",
         )
     )
     console.print(f"total wall time {time.perf_counter() - started:.0f} s; all allocopt solutions verified")

@@ -4,7 +4,25 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from benchmarks.run import PHASES, scaling_table, time_phases
+from allocopt.terms import derive
+from benchmarks.run import PHASES, bench_round, lp_bound, run_one, scaling_table, time_phases
+
+
+def test_bench_round_sets_the_merit_value_and_changes_nothing_else() -> None:
+    fraction, hours = bench_round(40, 3, 5), bench_round(40, 3, 5, "hours")
+    assert fraction.policy.merit.value == "fraction" and hours.policy.merit.value == "hours"
+    assert hours.proposals == fraction.proposals and hours.machines == fraction.machines
+    # Under 'hours' an award's worth grows with its GPU-hours, so the coefficients differ.
+    coefs = {o.key: o.coef for o in derive(fraction).options}
+    assert any(o.coef != coefs[o.key] for o in derive(hours).options)
+
+
+def test_a_round_under_hours_is_solved_verified_and_within_the_lp_bound() -> None:
+    row = run_one(40, 3, 5, work_limit=5.0, workers=1, value="hours")
+    assert row.status in ("optimal", "feasible") and row.objective is not None
+    assert row.lp_bound is not None and row.objective <= row.lp_bound * (1 + 1e-9)
+    assert row.lp_bound == lp_bound(derive(bench_round(40, 3, 5, "hours")))
+    assert max(row.rank_objective, row.density_objective) <= row.lp_bound * (1 + 1e-9)
 
 
 def test_time_phases_times_every_step_around_the_search() -> None:

@@ -339,6 +339,32 @@ def test_improve_proves_the_optimum_of_a_whole_round(
         assert result.neighbourhoods >= 2
 
 
+@pytest.mark.parametrize(("margin_gain", "widens"), [(1e12, True), (1e-12, False)])
+def test_the_margin_widens_only_while_it_closes_enough_of_the_gap(
+    margin_gain: float, widens: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The round's margin doubles after a margin proven optimal only if that margin closed at
+    least 1/MARGIN_GAIN of the gap to the LP bound: with any gain enough, a first margin that
+    gains is followed by one twice as wide; with no gain enough, it is the only one."""
+    monkeypatch.setattr(improve_module, "FIRST_MARGIN", 10)
+    monkeypatch.setattr(improve_module, "MARGIN_GAIN", margin_gain)
+    widths: list[int] = []
+    margin = improve_module._margin
+
+    def recorded(terms: Terms, units: dict[OptionKey, int], relaxation: Relaxation, k: int) -> list[str]:
+        widths.append(k)
+        return margin(terms, units, relaxation, k)
+
+    monkeypatch.setattr(improve_module, "_margin", recorded)
+    terms, units, objective, relaxation = _start(generate_round(200, 8, 2, policy_language=True))
+    result = improve(terms, units, objective, relaxation, SolveOptions(gap_limit=0.0), 3.0)
+    assert feasible(terms, result.units) and result.objective >= objective
+    assert widths[0] == 10
+    assert (widths[:2] == [10, 20]) is widens
+    if not widens:
+        assert widths == [10]
+
+
 def _swap_round() -> Round:
     """Two machines of 3,000 GPU-hours. P1 runs twice as fast on ROCm (machine B), P2 on CUDA
     (machine A): each needs 4,000 GPU-hours for its whole request on its slow machine (3,000 fit:
