@@ -8,12 +8,14 @@ otherwise; a check that runs out of work is recorded as unproven.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 
 from allocopt.errors import AllocoptError
 from allocopt.model import AllocationModel, OptionKey, RawResult
 from allocopt.options import SolveOptions
+from allocopt.rankbound import RaiseBounds, next_level
 from allocopt.solution import RankOut, RankStep
 from allocopt.terms import Assessment, Terms, most_fraction
 
@@ -107,22 +109,33 @@ def walk(terms: Terms, options: SolveOptions, deadline: float | None = None) -> 
         )
 
     # 2. How much: each funded proposal as far towards its request as the better-ranked allow.
+    # A step the allocation found already settles (its whole request, or an LP bound below any
+    # fraction above it) needs no CP-SAT check.
+    funded_ids = frozenset(a.proposal.id for a in funded)
+    bounds = RaiseBounds(terms, funded_ids, frozenset(b.proposal.id for b in eligible) - funded_ids)
     for a in funded:
-        expr_scale = model.fraction_expr(a)[1]
+        expr, expr_scale = model.fraction_expr(a)
+        gains = {o.key: int(o.f * expr_scale) for o in a.options}
         current = _scaled_fraction(witness, a, expr_scale)
+        most = None if _full(witness, a) else bounds.most(gains)
         if _full(witness, a):
             by, proven, best = "witness", True, current
+        elif most is not None and most < next_level(gains, current, a.split):
+            by, proven, best = "bound", True, current
         else:
-            expr, _ = model.fraction_expr(a)
+            if most is not None:  # no allowed allocation gives more: CP-SAT may stop once it is reached
+                model.model.add(expr <= math.floor(most))
             model.hint(witness)
             model.model.maximize(expr)
             raw = check()
-            proven = raw.status == "optimal"
             if raw.units:
                 witness = raw.units
             best = _scaled_fraction(witness, a, expr_scale)
+            # A check stopped by its work limit is still proven if the LP bound allows no more.
+            proven = raw.status == "optimal" or (most is not None and most < next_level(gains, best, a.split))
             by = "solver"
         model.require_fraction(a, best)
+        bounds.keep(gains, best)
         record.steps.append(
             RankStep(
                 position=position[a.proposal.id],

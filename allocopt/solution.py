@@ -230,8 +230,9 @@ class RankStep(Out):
     fraction_of_request: float = Field(
         description="The proposal's final fraction of its request, 0-1 (0 when not funded)."
     )
-    settled_by: Literal["pin", "witness", "solver"] = Field(
-        description="A pin, an allocation already found, or a CP-SAT check."
+    settled_by: Literal["pin", "witness", "bound", "solver"] = Field(
+        description="A pin, an allocation already found, an allocation already found with an LP "
+        "bound proving no more is possible (raise steps), or a CP-SAT check."
     )
     proven: bool = Field(description="False when the CP-SAT check ran out of its work limit.")
 

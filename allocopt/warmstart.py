@@ -88,6 +88,74 @@ def lp_units(terms: Terms, time_limit: float | None = None) -> Relaxation | None
     opts = terms.options
     if not opts:
         return None
+    lp = relaxation_program(terms)
+    n = len(opts)
+    c = lp.objective({i: float(o.coef) for i, o in enumerate(opts)})
+    limits = {"time_limit": time_limit} if time_limit is not None else {}
+    res = linprog(
+        c,
+        A_ub=lp.a_ub,
+        b_ub=lp.b_ub,
+        A_eq=lp.a_eq,
+        b_eq=lp.b_eq,
+        bounds=np.column_stack([lp.lower, lp.upper]),
+        method="highs",
+        options=limits,
+    )
+    if res.status != 0:
+        return None
+    marginals = res.lower.marginals + res.upper.marginals
+    reduced = marginals[:n].copy()
+    for i, col in lp.x_col.items():
+        reduced[i] += marginals[col] / max(opts[i].max_units, 1.0)
+    reduced = np.abs(reduced)
+    value = dual_value(
+        c,
+        lp.a_ub,
+        lp.b_ub,
+        lp.a_eq,
+        lp.b_eq,
+        lp.lower,
+        lp.upper,
+        res.ineqlin.marginals,
+        res.eqlin.marginals if lp.a_eq is not None else None,
+    )
+    return Relaxation(
+        units={o.key: float(res.x[i]) for i, o in enumerate(opts) if res.x[i] > 1e-9},
+        cost={o.key: float(reduced[i]) / max(o.coef, 1) for i, o in enumerate(opts)},
+        bound=math.floor(value + 1),
+    )
+
+
+@dataclass(frozen=True)
+class Program:
+    """The LP relaxation's rules as matrices over the columns u[i] (option i's units, i < n)
+    and x[i] for the options whose proposal must be funded (``x_col``): a_ub z <= b_ub,
+    a_eq z = b_eq, lower <= z <= upper."""
+
+    a_ub: csr_matrix
+    b_ub: np.ndarray
+    a_eq: csr_matrix | None
+    b_eq: np.ndarray | None
+    lower: np.ndarray
+    upper: np.ndarray
+    x_col: dict[int, int]
+
+    def objective(self, gain: dict[int, float]) -> np.ndarray:
+        """The vector to minimise for maximising sum(gain[i] u[i])."""
+        c = np.zeros(len(self.lower))
+        for i, g in gain.items():
+            c[i] = -g
+        return c
+
+
+def relaxation_program(
+    terms: Terms, funded: frozenset[str] = frozenset(), unfunded: frozenset[str] = frozenset()
+) -> Program:
+    """The rules of the LP relaxation (see ``lp_units``), with the proposals in ``funded``
+    required funded and those in ``unfunded`` given nothing, as fund and exclude pins are
+    (the rank walk's decisions)."""
+    opts = terms.options
     n = len(opts)
     index = {o.key: i for i, o in enumerate(opts)}
     rows: list[np.ndarray] = []
@@ -115,15 +183,16 @@ def lp_units(terms: Terms, time_limit: float | None = None) -> Relaxation | None
     hi_units = np.array([o.max_units for o in opts], dtype=float)
 
     # Variables: u[i] (column i) for every option. The funded indicator x[i] appears only in
-    # rows of the form sum(w x) <= k with w >= 0, except for fund pins; so an optimal LP
-    # solution can take x[i] = u[i] / max_units, and x[i] is written as that (which every
-    # allowed allocation satisfies: u <= max x). Options of fund-pinned proposals keep their
-    # own column x[i], with the award's shape rows: min x <= u (1 x <= u for a split
-    # award's option) and u <= max x.
+    # rows of the form sum(w x) <= k with w >= 0, except for proposals that must be funded;
+    # so an optimal LP solution can take x[i] = u[i] / max_units, and x[i] is written as that
+    # (which every allowed allocation satisfies: u <= max x). Options of proposals that must
+    # be funded keep their own column x[i], with the award's shape rows: min x <= u (1 x <= u
+    # for a split award's option) and u <= max x.
     pinned = {
         a.proposal.id for a in terms.assessments.values() if a.pin is not None and a.pin.action == "fund"
     }
-    own = [i for i, o in enumerate(opts) if o.proposal_id in pinned]
+    must = pinned | (funded & set(by_proposal))
+    own = [i for i, o in enumerate(opts) if o.proposal_id in must]
     x_col = {i: n + j for j, i in enumerate(own)}
     width = n + len(own)
 
@@ -203,11 +272,17 @@ def lp_units(terms: Terms, time_limit: float | None = None) -> Relaxation | None
     fund_sets: list[list[int]] = []  # a fund-pinned proposal is funded: its x add up to 1 (split: >= 1)
     for a in terms.assessments.values():
         pin = a.pin
-        if pin is None or not a.options:
+        if not a.options or (pin is None and a.proposal.id not in must | unfunded):
             continue
         idx = by_proposal[a.proposal.id]
-        if pin.action == "exclude":
+        if a.proposal.id in unfunded or (pin is not None and pin.action == "exclude"):
             upper[idx] = 0.0
+            continue
+        if pin is None:  # funded by a rank decision, on any of its machines
+            if a.split:
+                add([x_col[i] for i in idx], [-1.0] * len(idx), -1.0)
+            else:
+                fund_sets.append([x_col[i] for i in idx])
             continue
         if pin.machine is not None:
             for i in idx:
@@ -221,47 +296,21 @@ def lp_units(terms: Terms, time_limit: float | None = None) -> Relaxation | None
         else:
             fund_sets.append([x_col[i] for i in idx])
 
+    if not rhs:  # a round with no options
+        vals, rows, cols = [np.zeros(0)], [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
     a_ub = coo_matrix(
         (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(len(rhs), width)
     ).tocsr()
-    b_ub = np.array(rhs, dtype=float)
-    c = np.concatenate([-np.array([o.coef for o in opts], dtype=float), np.zeros(len(own))])
     a_eq, b_eq = None, None
     if fund_sets:
         eq_rows = [r for r, idx in enumerate(fund_sets) for _ in idx]
         eq_cols = [i for idx in fund_sets for i in idx]
         a_eq = coo_matrix((np.ones(len(eq_cols)), (eq_rows, eq_cols)), shape=(len(fund_sets), width)).tocsr()
         b_eq = np.ones(len(fund_sets))
-    bounds = np.column_stack([lower, upper])
-    limits = {"time_limit": time_limit} if time_limit is not None else {}
-    res = linprog(
-        c, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs", options=limits
-    )
-    if res.status != 0:
-        return None
-    marginals = res.lower.marginals + res.upper.marginals
-    reduced = marginals[:n].copy()
-    for i, col in x_col.items():
-        reduced[i] += marginals[col] / max(hi_units[i], 1.0)
-    reduced = np.abs(reduced)
-    return Relaxation(
-        units={o.key: float(res.x[i]) for i, o in enumerate(opts) if res.x[i] > 1e-9},
-        cost={o.key: float(reduced[i]) / max(o.coef, 1) for i, o in enumerate(opts)},
-        bound=_dual_bound(
-            c,
-            a_ub,
-            b_ub,
-            a_eq,
-            b_eq,
-            lower,
-            upper,
-            res.ineqlin.marginals,
-            res.eqlin.marginals if fund_sets else None,
-        ),
-    )
+    return Program(a_ub, np.array(rhs, dtype=float), a_eq, b_eq, lower, upper, x_col)
 
 
-def _dual_bound(
+def dual_value(
     c: np.ndarray,
     a_ub: csr_matrix,
     b_ub: np.ndarray,
@@ -271,12 +320,13 @@ def _dual_bound(
     upper: np.ndarray,
     lam: np.ndarray,
     mu: np.ndarray | None,
-) -> int:
-    """An upper bound on the scaled merit from any dual values (weak duality), whatever their
-    accuracy: for the LP min c'z, A_ub z <= b_ub, A_eq z = b_eq, lower <= z <= upper, every
-    lam <= 0 and mu give c'z >= lam'b_ub + mu'b_eq + sum_j min(r_j lower_j, r_j upper_j) with
-    r = c - A_ub'lam - A_eq'mu. The merit (-c'z) is at most minus that, plus an allowance for
-    floating-point error (BOUND_SAFETY times the sum of the magnitudes involved)."""
+) -> float:
+    """An upper bound on -c'z from any dual values (weak duality), whatever their accuracy:
+    for the LP min c'z, A_ub z <= b_ub, A_eq z = b_eq, lower <= z <= upper, every lam <= 0
+    and mu give c'z >= lam'b_ub + mu'b_eq + sum_j min(r_j lower_j, r_j upper_j) with
+    r = c - A_ub'lam - A_eq'mu. So -c'z (the merit, or what else is maximised) is at most
+    minus that, plus an allowance for floating-point error (BOUND_SAFETY times the sum of the
+    magnitudes involved)."""
     lam = np.minimum(lam, 0.0)
     r = c - a_ub.T @ lam
     size = np.abs(c) + abs(a_ub).T @ np.abs(lam)
@@ -289,7 +339,7 @@ def _dual_bound(
         magnitude += float(np.abs(mu) @ np.abs(b_eq))
     total += float(np.minimum(r * lower, r * upper).sum())
     magnitude += float((size * np.maximum(np.abs(lower), np.abs(upper))).sum())
-    return math.floor(-total + BOUND_SAFETY * magnitude + 1)
+    return -total + BOUND_SAFETY * magnitude
 
 
 # -- rounding, repair and fill ----------------------------------------------------------
