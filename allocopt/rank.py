@@ -117,7 +117,13 @@ def walk(terms: Terms, options: SolveOptions, deadline: float | None = None) -> 
         expr, expr_scale = model.fraction_expr(a)
         gains = {o.key: int(o.f * expr_scale) for o in a.options}
         current = _scaled_fraction(witness, a, expr_scale)
-        most = None if _full(witness, a) else bounds.most(gains)
+        most = None
+        if not _full(witness, a) and record.stop_reason not in ("interrupted", "time_limit"):
+            left = None if deadline is None else max(0.01, deadline - time.perf_counter())
+            try:
+                most = bounds.most(gains, left)
+            except KeyboardInterrupt:  # Ctrl-C between CP-SAT checks: the rest go unproven
+                record.stop_reason = "interrupted"
         if _full(witness, a):
             by, proven, best = "witness", True, current
         elif most is not None and most < next_level(gains, current, a.split):

@@ -42,9 +42,10 @@ class RaiseBounds:
         self.kept.append(-self._row(gains))
         self.kept_rhs.append(-float(at_least))
 
-    def most(self, gains: dict[OptionKey, int]) -> float | None:
+    def most(self, gains: dict[OptionKey, int], time_limit: float | None = None) -> float | None:
         """A proven upper bound on sum(gains[o] u[o]) over every allocation the rules and the
-        decisions so far allow (None when HiGHS does not solve the LP)."""
+        decisions so far allow (None when HiGHS does not solve the LP, in time_limit seconds
+        if given)."""
         lp = self.program
         a_ub = vstack([lp.a_ub, *self.kept]).tocsr() if self.kept else lp.a_ub
         b_ub = np.concatenate([lp.b_ub, self.kept_rhs]) if self.kept else lp.b_ub
@@ -57,6 +58,7 @@ class RaiseBounds:
             b_eq=lp.b_eq,
             bounds=np.column_stack([lp.lower, lp.upper]),
             method="highs",
+            options={} if time_limit is None else {"time_limit": time_limit},
         )
         if res.status != 0:
             return None

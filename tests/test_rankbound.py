@@ -17,6 +17,7 @@ from allocopt.model import AllocationModel
 from allocopt.rank import walk
 from allocopt.rankbound import RaiseBounds, next_level
 from allocopt.terms import derive
+from allocopt.verify import verify
 from tests.strategies import policy_rounds
 
 
@@ -68,7 +69,7 @@ def test_steps_the_bound_settles_end_as_checks_would(monkeypatch: pytest.MonkeyP
     rnd = generate_round(60, 4, 2)
     options = SolveOptions(objective="rank")
     with_bounds = solve(rnd, options)
-    monkeypatch.setattr(rank_module.RaiseBounds, "most", lambda self, gains: None)
+    monkeypatch.setattr(rank_module.RaiseBounds, "most", lambda self, gains, time_limit=None: None)
     without = solve(rnd, options)
     assert with_bounds.rank is not None and without.rank is not None
     settled = Counter(s.settled_by for s in with_bounds.rank.steps)
@@ -82,3 +83,24 @@ def test_steps_the_bound_settles_end_as_checks_would(monkeypatch: pytest.MonkeyP
     assert outcome(with_bounds.rank.steps) == outcome(without.rank.steps)
     checks = Counter(s.settled_by for s in without.rank.steps)["solver"]
     assert settled["solver"] < checks
+
+
+def test_ctrl_c_during_a_raise_bound_leaves_the_rest_unproven(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C while the LP of a raise step runs: the walk stops there as after a Ctrl-C in a
+    check. The allocation found so far is kept, the steps left are marked unproven, no more LPs
+    are solved, and the solution says it was interrupted."""
+    calls: list[int] = []
+
+    def interrupted(self: RaiseBounds, gains: object, time_limit: float | None = None) -> None:
+        calls.append(1)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(rank_module.RaiseBounds, "most", interrupted)
+    rnd = generate_round(60, 4, 2)
+    solution = solve(rnd, SolveOptions(objective="rank"))
+    assert solution.rank is not None and calls == [1]
+    assert solution.solver.stop_reason == "interrupted"
+    assert not solution.rank.all_proven
+    raised = [s for s in solution.rank.steps if s.phase == "raise"]
+    assert any(not s.proven for s in raised) and all(s.settled_by != "bound" for s in raised)
+    assert verify(rnd, solution) == []
