@@ -27,7 +27,8 @@ allocation, so it can only improve. The neighbourhoods, in order:
    Otherwise the search has converged and stops early.
 
 A neighbourhood short of the whole round gets at most a quarter of the work left (a pair's,
-a sixteenth).
+a sixteenth). The search stops as soon as the allocation is within the gap limit of the LP
+bound.
 
 Deterministic: neighbourhoods are chosen from the allocation's and the LP's numbers with
 ties broken by id, and each CP-SAT call has a deterministic work limit.
@@ -179,7 +180,13 @@ class _Search:
     bound: int | None = None
 
     def work_left(self) -> bool:
-        return self.stopped is None and self.left() > 0.01
+        return self.stopped is None and self.left() > 0.01 and not self.within_gap()
+
+    def within_gap(self) -> bool:
+        """Is the allocation proven within the gap limit of the LP bound? Then the search is
+        done: the gap limit says a better allocation is not worth more work."""
+        bound = self.relaxation.bound
+        return bound - self.objective <= self.options.gap_limit * max(1, abs(bound))
 
     def left(self) -> float:
         return self.work - self.spent

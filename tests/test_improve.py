@@ -365,6 +365,29 @@ def test_the_margin_widens_only_while_it_closes_enough_of_the_gap(
         assert widths == [10]
 
 
+def test_the_search_stops_once_within_the_gap_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a gap limit the search reaches part-way, no neighbourhood is solved after the first
+    one that leaves the allocation within the limit of the LP bound, and the result is within it."""
+    terms, units, objective, relaxation = _start(generate_round(200, 8, 2, policy_language=True))
+    bound = relaxation.bound
+    exact = improve(terms, dict(units), objective, relaxation, SolveOptions(gap_limit=0.0), 3.0)
+    assert exact.objective > objective  # the search gains here, so a limit part-way exists
+    limit = ((bound - objective) + (bound - exact.objective)) / 2 / bound
+    after: list[int] = []  # the objective after each step
+    step = improve_module._Search.step
+
+    def recorded(self: improve_module._Search, *args: object, **kwargs: object) -> object:
+        raw = step(self, *args, **kwargs)  # type: ignore[arg-type]
+        after.append(self.objective)
+        return raw
+
+    monkeypatch.setattr(improve_module._Search, "step", recorded)
+    result = improve(terms, dict(units), objective, relaxation, SolveOptions(gap_limit=limit), 3.0)
+    assert bound - result.objective <= limit * bound
+    assert after and all(bound - o > limit * bound for o in after[:-1])
+    assert result.neighbourhoods == len(after) < exact.neighbourhoods
+
+
 def _swap_round() -> Round:
     """Two machines of 3,000 GPU-hours. P1 runs twice as fast on ROCm (machine B), P2 on CUDA
     (machine A): each needs 4,000 GPU-hours for its whole request on its slow machine (3,000 fit:
