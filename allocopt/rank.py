@@ -2,8 +2,10 @@
 
 The walk follows the README's definition. Each step is settled by a witness
 when one is at hand (an allocation already found that satisfies every rule
-and funds the proposal, or gives it its whole request) and by a CP-SAT check
-otherwise; a check that runs out of work is recorded as unproven.
+and funds the proposal, or gives it its whole request), by an LP bound for a
+raise step (rankbound.py: no fraction above the allocation's is possible),
+and by a CP-SAT check otherwise; a check that runs out of work is recorded as
+unproven.
 """
 
 from __future__ import annotations
@@ -112,7 +114,9 @@ def walk(terms: Terms, options: SolveOptions, deadline: float | None = None) -> 
     # A step the allocation found already settles (its whole request, or an LP bound below any
     # fraction above it) needs no CP-SAT check.
     funded_ids = frozenset(a.proposal.id for a in funded)
-    bounds = RaiseBounds(terms, funded_ids, frozenset(b.proposal.id for b in eligible) - funded_ids)
+    unfunded_ids = frozenset(b.proposal.id for b in eligible) - funded_ids
+    bounds: RaiseBounds | None = None  # built at the first step that needs it
+    kept: list[tuple[dict[OptionKey, int], int]] = []  # decided fractions the bounds do not hold yet
     for a in funded:
         expr, expr_scale = model.fraction_expr(a)
         gains = {o.key: int(o.f * expr_scale) for o in a.options}
@@ -121,6 +125,10 @@ def walk(terms: Terms, options: SolveOptions, deadline: float | None = None) -> 
         if not _full(witness, a) and record.stop_reason not in ("interrupted", "time_limit"):
             left = None if deadline is None else max(0.01, deadline - time.perf_counter())
             try:
+                bounds = bounds or RaiseBounds(terms, funded_ids, unfunded_ids)
+                for done, at_least in kept:
+                    bounds.keep(done, at_least)
+                kept.clear()
                 most = bounds.most(gains, left)
             except KeyboardInterrupt:  # Ctrl-C between CP-SAT checks: the rest go unproven
                 record.stop_reason = "interrupted"
@@ -141,7 +149,7 @@ def walk(terms: Terms, options: SolveOptions, deadline: float | None = None) -> 
             proven = raw.status == "optimal" or (most is not None and most < next_level(gains, best, a.split))
             by = "solver"
         model.require_fraction(a, best)
-        bounds.keep(gains, best)
+        kept.append((gains, best))  # for the bounds, when next needed
         record.steps.append(
             RankStep(
                 position=position[a.proposal.id],

@@ -24,7 +24,7 @@ class RaiseBounds:
     decided."""
 
     def __init__(self, terms: Terms, funded: frozenset[str], unfunded: frozenset[str]) -> None:
-        self.program = relaxation_program(terms, funded, unfunded)
+        self.program = relaxation_program(terms, funded, unfunded, hard_shares=True)
         self.column = {o.key: i for i, o in enumerate(terms.options)}
         self.width = len(self.program.lower)
         self.kept: list[csr_matrix] = []

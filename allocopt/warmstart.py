@@ -130,8 +130,8 @@ def lp_units(terms: Terms, time_limit: float | None = None) -> Relaxation | None
 @dataclass(frozen=True)
 class Program:
     """The LP relaxation's rules as matrices over the columns u[i] (option i's units, i < n)
-    and x[i] for the options whose proposal must be funded (``x_col``): a_ub z <= b_ub,
-    a_eq z = b_eq, lower <= z <= upper."""
+    and x[i] for the options whose proposal must be funded, by a fund pin or a rank decision
+    (``x_col``: option -> column): a_ub z <= b_ub, a_eq z = b_eq, lower <= z <= upper."""
 
     a_ub: csr_matrix
     b_ub: np.ndarray
@@ -150,11 +150,15 @@ class Program:
 
 
 def relaxation_program(
-    terms: Terms, funded: frozenset[str] = frozenset(), unfunded: frozenset[str] = frozenset()
+    terms: Terms,
+    funded: frozenset[str] = frozenset(),
+    unfunded: frozenset[str] = frozenset(),
+    hard_shares: bool = False,
 ) -> Program:
     """The rules of the LP relaxation (see ``lp_units``), with the proposals in ``funded``
     required funded and those in ``unfunded`` given nothing, as fund and exclude pins are
-    (the rank walk's decisions)."""
+    (the rank walk's decisions). With ``hard_shares``, soft share bounds count as hard (as
+    under the rank objective); otherwise they are left out (their penalties only lower merit)."""
     opts = terms.options
     n = len(opts)
     index = {o.key: i for i, o in enumerate(opts)}
@@ -238,7 +242,7 @@ def relaxation_program(
     ref = np.array([float(o.ref_per_unit) for o in opts])
     ar = np.arange(n)
     for g in terms.groups.values():
-        if g.soft:
+        if g.soft and not hard_shares:
             continue
         members = by_group.get(g.group_id, [])
         if terms.share_basis == "capacity":
@@ -269,10 +273,12 @@ def relaxation_program(
 
     lower = np.zeros(width)
     upper = np.concatenate([hi_units, np.ones(len(own))])
-    fund_sets: list[list[int]] = []  # a fund-pinned proposal is funded: its x add up to 1 (split: >= 1)
+    # A proposal that must be funded (pinned, or by a rank decision): its x add up to 1 (split: >= 1).
+    fund_sets: list[list[int]] = []
+    decided = must | unfunded
     for a in terms.assessments.values():
         pin = a.pin
-        if not a.options or (pin is None and a.proposal.id not in must | unfunded):
+        if not a.options or (pin is None and a.proposal.id not in decided):
             continue
         idx = by_proposal[a.proposal.id]
         if a.proposal.id in unfunded or (pin is not None and pin.action == "exclude"):

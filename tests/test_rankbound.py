@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from itertools import product
 
 import pytest
 from hypothesis import given, settings
@@ -37,16 +38,41 @@ def test_next_level_is_the_least_value_above_the_current_one(
     assert next_level(gains, current, split) == expected
 
 
+@settings(max_examples=200, deadline=None, derandomize=True, database=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 12), st.integers(1, 3), st.integers(0, 4)), min_size=1, max_size=3),
+    st.integers(0, 60),
+    st.booleans(),
+)
+def test_next_level_is_never_above_an_achievable_value(
+    options: list[tuple[int, int, int]], current: int, split: bool
+) -> None:
+    """Against every value an award could have (one option's gain times its units, from its
+    minimum to its maximum; split, any sum of those over the options): none lies strictly
+    between ``current`` and next_level."""
+    gains = {("P", f"M{i}"): g for i, (g, _, _) in enumerate(options)}
+    ranges = [[0, *range(low, low + extra + 1)] for _, low, extra in options]
+    if split:
+        values = {sum(g * u for (g, _, _), u in zip(options, us, strict=True)) for us in product(*ranges)}
+    else:
+        values = {g * u for (g, _, _), us in zip(options, ranges, strict=True) for u in us}
+    above = [v for v in values if v > current]
+    assert all(v >= next_level(gains, current, split) for v in above)
+
+
 @settings(max_examples=120, deadline=None, derandomize=True, database=None)
 @given(st.one_of(policy_rounds(), policy_rounds(split=True)))
-def test_a_raise_bound_is_never_below_what_the_final_allocation_gives(rnd: Round) -> None:
-    """With the walk's funded set fixed and each better-ranked funded proposal kept at its final
-    fraction, the bound on a funded proposal's fraction is at least what the walk's final
-    allocation gives it: that allocation obeys every one of those decisions."""
+def test_a_raise_bound_is_never_below_what_cp_sat_proves(rnd: Round) -> None:
+    """For a walk decided by CP-SAT alone (no bound settles or cuts anything), with its funded
+    set fixed and each better-ranked funded proposal kept at its proven fraction, the bound on
+    each funded proposal's fraction is at least that proposal's proven fraction."""
     terms = derive(rnd.canonical())
-    record = walk(terms, SolveOptions(objective="rank"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(rank_module.RaiseBounds, "most", lambda self, gains, time_limit=None: None)
+        record = walk(terms, SolveOptions(objective="rank"))
     if record is None:
         return
+    assert all(s.proven for s in record.steps)
     fund_steps = [s for s in record.steps if s.phase == "fund"]
     funded = [s.proposal for s in fund_steps if s.outcome == "funded"]
     unfunded = {s.proposal for s in fund_steps} - set(funded)
@@ -56,10 +82,10 @@ def test_a_raise_bound_is_never_below_what_the_final_allocation_gives(rnd: Round
         a = terms.assessments[pid]
         scale = model.fraction_expr(a)[1]
         gains = {o.key: int(o.f * scale) for o in a.options}
-        value = sum(g * record.units.get(key, 0) for key, g in gains.items())
+        proven = sum(g * record.units.get(key, 0) for key, g in gains.items())
         most = bounds.most(gains)
-        assert most is not None and most >= value, (pid, rnd.model_dump_json(exclude_defaults=True))
-        bounds.keep(gains, value)
+        assert most is not None and most >= proven, (pid, rnd.model_dump_json(exclude_defaults=True))
+        bounds.keep(gains, proven)
 
 
 def test_steps_the_bound_settles_end_as_checks_would(monkeypatch: pytest.MonkeyPatch) -> None:
