@@ -15,6 +15,7 @@ and the capacity it uses, in reference GPU-hours (e*u).
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -29,6 +30,9 @@ OBJECTIVE_SCALE = {"fraction": 10**8, "hours": 10**3}
 STACK_NAMES = {"cuda": "CUDA", "rocm": "ROCm"}
 
 
+# A round has few distinct rates, efficiencies and caps but up to millions of (proposal, machine)
+# pairs: parsing the same decimal or recomputing the same cap for each pair dominated derive().
+@functools.lru_cache(maxsize=4096, typed=True)
 def exact(value: float | int) -> Fraction:
     """The decimal as written in the file, as an exact fraction."""
     return Fraction(str(value)) if isinstance(value, float) else Fraction(value)
@@ -249,6 +253,7 @@ def hardware_mismatch(machine: Machine, proposal: Proposal) -> list[str]:
     return out
 
 
+@functools.lru_cache(maxsize=4096)
 def cap_units(machine: Machine) -> int | None:
     """The per-proposal cap on this machine in award units (None: no cap)."""
     caps = []
@@ -370,27 +375,27 @@ def most_fraction(a: Assessment) -> Fraction:
 
 
 def _option(rnd: Round, p: Proposal, m: Machine, weight: Fraction) -> Option:
-    rate, unit = exact(m.exchange_rate), m.award_unit
+    unit = m.award_unit
+    per_unit = _per_unit(m.exchange_rate, unit)  # reference GPU-hours of one award unit
     wanted = p.request.machine_options
     if wanted is None:
         assert p.request.reference_gpu_hours and p.request.minimum_reference_gpu_hours
-        speed = exact(p.efficiency.get(m.stack, 1.0))
-        delivered = rate * speed * unit
-        request, minimum = (
-            Fraction(p.request.reference_gpu_hours),
-            Fraction(p.request.minimum_reference_gpu_hours),
-        )
+        delivered = _delivered(m.exchange_rate, p.efficiency.get(m.stack, 1.0), unit)
+        request, minimum = p.request.reference_gpu_hours, p.request.minimum_reference_gpu_hours
         preference = Fraction(1)
         f, g = delivered / request, delivered / minimum
+        request_units = math.floor(request / delivered)
+        min_units = max(1, math.ceil(minimum / delivered))
     else:
         choice = next(o for o in wanted if o.machine == m.id)
-        delivered = rate * unit
+        delivered = per_unit
         preference = exact(choice.preference)
         f, g = Fraction(unit, choice.gpu_hours), Fraction(unit, choice.minimum_gpu_hours)
-    request_units = math.floor(1 / f)
-    min_units = max(1, math.ceil(1 / g))
+        request_units = choice.gpu_hours // unit
+        min_units = max(1, -(-choice.minimum_gpu_hours // unit))
     cap = cap_units(m)
     value = f if rnd.policy.merit.value == "fraction" else delivered
+    worth = OBJECTIVE_SCALE[rnd.policy.merit.value] * weight * value
     return Option(
         proposal_id=p.id,
         machine_id=m.id,
@@ -398,13 +403,25 @@ def _option(rnd: Round, p: Proposal, m: Machine, weight: Fraction) -> Option:
         min_units=min_units,
         max_units=request_units if cap is None else min(request_units, cap),
         request_units=request_units,
-        ref_per_unit=rate * unit,
+        ref_per_unit=per_unit,
         f=f,
         g=g,
         d=delivered,
         preference=preference,
-        coef=round_half_up(OBJECTIVE_SCALE[rnd.policy.merit.value] * weight * preference * value),
+        coef=round_half_up(worth if wanted is None else worth * preference),
     )
+
+
+@functools.lru_cache(maxsize=4096, typed=True)
+def _per_unit(rate: float, unit: int) -> Fraction:
+    """Reference GPU-hours of one award unit of a machine at this exchange rate."""
+    return exact(rate) * unit
+
+
+@functools.lru_cache(maxsize=4096, typed=True)
+def _delivered(rate: float, speed: float, unit: int) -> Fraction:
+    """Reference GPU-hours one award unit delivers to a proposal running at this speed."""
+    return exact(rate) * exact(speed) * unit
 
 
 def _requested_ref(rnd: Round, p: Proposal) -> Fraction:
