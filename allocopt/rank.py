@@ -20,6 +20,7 @@ from allocopt.options import SolveOptions
 from allocopt.rankbound import RaiseBounds, next_level
 from allocopt.solution import RankOut, RankStep
 from allocopt.terms import Assessment, Terms, most_fraction
+from allocopt.topup import top_up
 
 
 @dataclass
@@ -117,7 +118,7 @@ def walk(terms: Terms, options: SolveOptions, deadline: float | None = None) -> 
     unfunded_ids = frozenset(b.proposal.id for b in eligible) - funded_ids
     bounds: RaiseBounds | None = None  # built at the first step that needs it
     kept: list[tuple[dict[OptionKey, int], int]] = []  # decided fractions the bounds do not hold yet
-    for a in funded:
+    for i, a in enumerate(funded):
         expr, expr_scale = model.fraction_expr(a)
         gains = {o.key: int(o.f * expr_scale) for o in a.options}
         current = _scaled_fraction(witness, a, expr_scale)
@@ -132,6 +133,11 @@ def walk(terms: Terms, options: SolveOptions, deadline: float | None = None) -> 
                 most = bounds.most(gains, left)
             except KeyboardInterrupt:  # Ctrl-C between CP-SAT checks: the rest go unproven
                 record.stop_reason = "interrupted"
+        if most is not None and most >= next_level(gains, current, a.split):
+            # The obvious move first: its award grown into room worse-ranked awards can spare.
+            grown = top_up(terms, witness, a, funded[i + 1 :], gains, most)
+            if grown is not None:
+                witness, current = grown, _scaled_fraction(grown, a, expr_scale)
         if _full(witness, a):
             by, proven, best = "witness", True, current
         elif most is not None and most < next_level(gains, current, a.split):

@@ -601,8 +601,9 @@ class _Builder:
 # -- an independent check of every hard rule -----------------------------------------------
 
 
-def feasible(terms: Terms, units: Units) -> bool:
-    """True when these award units satisfy every hard rule of the round's terms."""
+def feasible(terms: Terms, units: Units, hard_shares: bool = False) -> bool:
+    """True when these award units satisfy every hard rule of the round's terms (with
+    ``hard_shares``, soft share bounds too, as the rank model has them)."""
     known = {o.key for o in terms.options}
     if any(v < 0 or (v > 0 and key not in known) for key, v in units.items()):
         return False
@@ -652,7 +653,7 @@ def feasible(terms: Terms, units: Units) -> bool:
         if commercial[m.id] > terms.commercial_cap_hours[m.id] // m.award_unit:
             return False
     for g in terms.groups.values():
-        if g.soft:
+        if g.soft and not hard_shares:
             continue
         h = held[g.group_id]
         if terms.share_basis == "capacity":
