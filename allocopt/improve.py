@@ -214,7 +214,7 @@ class _Search:
                 "time_limit": left,
             }
         )
-        raw = model.solve(step, self.on_progress)
+        raw = model.solve(step, self.on_progress if whole else self._with_lp_bound)
         self.count += 1
         self.spent += raw.deterministic_seconds
         self.wall += raw.wall_seconds
@@ -228,6 +228,12 @@ class _Search:
         if raw.stop_reason in ("interrupted", "time_limit"):
             self.stopped = raw.stop_reason
         return raw
+
+    def _with_lp_bound(self, p: Progress) -> None:
+        """A neighbourhood's incumbent, reported with the LP bound (its own bound holds only for
+        allocations that keep every other award)."""
+        if self.on_progress is not None:
+            self.on_progress(Progress(p.objective, self.relaxation.bound, p.seconds))
 
     def result(self, proven: bool) -> Improved:
         return Improved(

@@ -105,7 +105,8 @@ def solve(
         except KeyboardInterrupt:
             interrupted = True  # Ctrl-C: keep the first allocation CP-SAT finds
         lp_bound = relaxation.bound if relaxation is not None else None
-        raw = _search(model, terms, options, started, on_progress, interrupted, relaxation)
+        report = _Reporter(on_progress, started, lp_bound) if on_progress is not None else None
+        raw = _search(model, terms, options, started, report, interrupted, relaxation)
         if raw.status == "infeasible":
             raise InfeasibleError(_listed(_why_infeasible(terms, options, objective)))
         if raw.objective is None or raw.bound is None:
@@ -264,6 +265,8 @@ def _search(
             return best
         if warm is not None and (best.objective is None or _worth(terms, warm) > best.objective):
             best.units, best.objective = warm, _worth(terms, warm)
+            if on_progress is not None and best.bound is not None:
+                on_progress(Progress(best.objective, best.bound, 0.0))
     if relaxation is not None and best.objective is not None and options.warm_start:
         if _within_gap(best, options.gap_limit):
             best.stop_reason = "gap_limit"
@@ -311,6 +314,19 @@ def _search(
         # The hinted search can only match or improve on what it was given; never keep less.
         second.units, second.objective = best.units, best.objective
     return second
+
+
+class _Reporter:
+    """Progress as the committee sees it: each new allocation's objective with the tightest
+    bound proven so far for the whole round, and the seconds since the solve began. (Each
+    report's own bound must hold for the whole round: a neighbourhood's does not.)"""
+
+    def __init__(self, on_progress: Callable[[Progress], None], started: float, bound: int | None) -> None:
+        self.on_progress, self.started, self.bound = on_progress, started, bound
+
+    def __call__(self, p: Progress) -> None:
+        self.bound = p.bound if self.bound is None else min(self.bound, p.bound)
+        self.on_progress(Progress(p.objective, self.bound, time.perf_counter() - self.started))
 
 
 def _within_gap(raw: RawResult, gap_limit: float) -> bool:

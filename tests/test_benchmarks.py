@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 
 from allocopt.terms import derive
-from benchmarks.run import PHASES, bench_round, lp_bound, run_one, scaling_table, time_phases
+from benchmarks.run import PHASES, _to_target, bench_round, lp_bound, run_one, scaling_table, time_phases
 
 
 def test_bench_round_sets_the_merit_value_and_changes_nothing_else() -> None:
@@ -23,6 +23,23 @@ def test_a_round_under_hours_is_solved_verified_and_within_the_lp_bound() -> Non
     assert row.lp_bound is not None and row.objective <= row.lp_bound * (1 + 1e-9)
     assert row.lp_bound == lp_bound(derive(bench_round(40, 3, 5, "hours")))
     assert max(row.rank_objective, row.density_objective) <= row.lp_bound * (1 + 1e-9)
+
+
+def test_the_time_to_a_target_gap_is_the_first_incumbent_proven_within_it() -> None:
+    # (seconds, objective, bound proven by then)
+    found = [(0.5, 900, 1000), (1.0, 990, 1000), (2.0, 995, 996)]
+    assert _to_target(found, 3.0, 0.001, 0.01) == 1.0  # 990 is within 1 % of 1,000
+    assert _to_target(found, 3.0, 0.001, 0.002) == 2.0  # 995 within 0.2 % of 996
+    # Not reached by any incumbent: the end of the solve, if its own gap is within the target.
+    assert _to_target(found, 3.0, 0.0, 1e-4) == 3.0
+    assert _to_target(found, 3.0, 5e-4, 1e-4) is None
+    assert _to_target(found, 3.0, 0.0, None) is None
+
+
+def test_a_target_run_records_when_the_target_gap_was_reached() -> None:
+    row = run_one(40, 3, 5, work_limit=5.0, workers=1, target_gap=1e-2)
+    assert row.target_gap == 1e-2 and row.to_target is not None
+    assert 0 < row.to_target <= row.wall
 
 
 def test_time_phases_times_every_step_around_the_search() -> None:

@@ -11,7 +11,7 @@ have proven the round's optimum.
 from __future__ import annotations
 
 import importlib
-from itertools import combinations
+from itertools import combinations, pairwise
 
 import pytest
 from hypothesis import assume, given, settings
@@ -21,7 +21,7 @@ import allocopt.improve as improve_module
 from allocopt import SolveOptions, solve
 from allocopt.generate import generate_round
 from allocopt.improve import Improved, improve
-from allocopt.model import AllocationModel, OptionKey
+from allocopt.model import AllocationModel, OptionKey, Progress
 from allocopt.round import Round
 from allocopt.solve import _worth
 from allocopt.terms import Terms, derive
@@ -487,3 +487,21 @@ def test_solve_with_and_without_the_probe_proves_the_same_optimum(monkeypatch: p
         probed = calls[0] == (options_in_round, solve_module.PROBE_WORK)
         assert probed == (probe_options > 0), calls[:3]
     assert found[0] == found[1]
+
+
+@pytest.mark.parametrize("policy_language", [False, True])
+def test_progress_reports_bounds_that_hold_for_the_whole_round(policy_language: bool) -> None:
+    """Every incumbent solve() reports (probe, warm start, neighbourhoods) comes with a bound for
+    the whole round: never below the best allocation the solve ends with (a neighbourhood's own
+    bound can be), never rising, never looser than the LP's; objectives never fall, and the
+    seconds count from the start of the solve."""
+    rnd = generate_round(300, 8, 4, policy_language=policy_language)
+    reports: list[Progress] = []
+    solution = solve(rnd, SolveOptions(gap_limit=0.0, work_limit=4.0), on_progress=reports.append)
+    lp = lp_units(derive(rnd.canonical()))
+    assert lp is not None and len(reports) > 2
+    assert all(p.bound >= solution.objective.scaled for p in reports)
+    assert all(p.bound <= lp.bound for p in reports)
+    assert all(a.bound >= b.bound and a.objective <= b.objective for a, b in pairwise(reports))
+    assert all(a.seconds <= b.seconds for a, b in pairwise(reports))
+    assert reports[-1].seconds <= solution.timing.total_seconds
