@@ -231,7 +231,8 @@ class _Search:
 
     def _with_lp_bound(self, p: Progress) -> None:
         """A neighbourhood's incumbent, reported with the LP bound (its own bound holds only for
-        allocations that keep every other award)."""
+        allocations that keep every other award) and the neighbourhood's own seconds (solve()
+        reports the seconds since it began)."""
         if self.on_progress is not None:
             self.on_progress(Progress(p.objective, self.relaxation.bound, p.seconds))
 

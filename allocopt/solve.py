@@ -266,7 +266,7 @@ def _search(
         if warm is not None and (best.objective is None or _worth(terms, warm) > best.objective):
             best.units, best.objective = warm, _worth(terms, warm)
             if on_progress is not None and best.bound is not None:
-                on_progress(Progress(best.objective, best.bound, 0.0))
+                on_progress(Progress(best.objective, best.bound, 0.0))  # (the reporter times it)
     if relaxation is not None and best.objective is not None and options.warm_start:
         if _within_gap(best, options.gap_limit):
             best.stop_reason = "gap_limit"
@@ -317,16 +317,22 @@ def _search(
 
 
 class _Reporter:
-    """Progress as the committee sees it: each new allocation's objective with the tightest
-    bound proven so far for the whole round, and the seconds since the solve began. (Each
-    report's own bound must hold for the whole round: a neighbourhood's does not.)"""
+    """Progress as the committee sees it: each better allocation (or a tighter bound) with the
+    tightest bound proven so far for the whole round, and the seconds since the solve began.
+    Each report it is given must carry a bound for the whole round (a neighbourhood's own does
+    not: improve.py reports the LP's instead); the hint each CP-SAT call starts from, reported
+    again, is left out."""
 
     def __init__(self, on_progress: Callable[[Progress], None], started: float, bound: int | None) -> None:
         self.on_progress, self.started, self.bound = on_progress, started, bound
+        self.best: int | None = None
 
     def __call__(self, p: Progress) -> None:
-        self.bound = p.bound if self.bound is None else min(self.bound, p.bound)
-        self.on_progress(Progress(p.objective, self.bound, time.perf_counter() - self.started))
+        bound = p.bound if self.bound is None else min(self.bound, p.bound)
+        if self.best is not None and p.objective <= self.best and bound == self.bound:
+            return
+        self.bound, self.best = bound, p.objective if self.best is None else max(self.best, p.objective)
+        self.on_progress(Progress(self.best, bound, time.perf_counter() - self.started))
 
 
 def _within_gap(raw: RawResult, gap_limit: float) -> bool:

@@ -1,12 +1,13 @@
 """A raise step's cheap first try: grow one award with room taken from worse-ranked awards.
 
-Before the rank walk asks CP-SAT how far a funded proposal can go, it tries the obvious move
-in the allocation at hand. The proposal's award grows, on its machine or moved to another,
-into the room left free and the room that worse-ranked funded awards on that machine hold
-above their minimums, taken worst-ranked first. Every other rank decision stays as it is:
-the same proposals funded, every better-ranked award unchanged. When the grown award reaches
-the LP bound's level the step is settled without CP-SAT. Otherwise the allocation is still a
-better hint.
+When the LP bound does not settle a raise step at once, the rank walk tries the obvious move
+in the allocation at hand before it asks CP-SAT. The proposal's award (on one machine, not
+pinned) grows, on its machine or moved to another of its options, into the room left free
+there and the room that worse-ranked funded awards on that machine (single-machine, unpinned)
+hold above their minimums, taken worst-ranked first. Every other rank decision stays as it
+is: the funded proposals stay funded and no other is funded, and no better-ranked award
+changes. When the grown award reaches the LP bound's level the step is settled without
+CP-SAT; otherwise the grown allocation is still a better hint.
 
 This is a heuristic: what it returns is checked against every hard rule (``feasible``, with
 share bounds hard as the rank model has them), and nothing depends on it finding the most.
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from fractions import Fraction
 
 from allocopt.terms import Assessment, Option, Terms
 from allocopt.warmstart import OptionKey, Units, feasible
@@ -52,7 +52,9 @@ def top_up(
             low = max(low, best[0] // step + 1)
         if high < low or room.trims(o, low) is None:
             continue
-        while low < high:  # the most units that fit (room shrinks as the award grows)
+        # The most units that fit, by bisection: room on the machine shrinks as the award grows
+        # (share bounds on the 'awarded' basis need not; the result is checked whatever it is).
+        while low < high:
             mid = (low + high + 1) // 2
             low, high = (mid, high) if room.trims(o, mid) is not None else (low, mid - 1)
         best = (step * low, o, low)
@@ -69,16 +71,19 @@ def top_up(
 
 
 class _Room:
-    """What an award of ``a`` may use, in the allocation given: each machine's free units and
-    the worse-ranked awards on it, and the share groups' holdings."""
+    """What an award of ``a`` may use in the allocation given: each machine's load (everyone's
+    but ``a``'s, in award units, and the commercial awards'), the worse-ranked awards on it that
+    may give units up, and the share groups' holdings (in reference GPU-hours times
+    ``terms.share_scale``, whole numbers, as the model counts them)."""
 
     def __init__(self, terms: Terms, units: Units, a: Assessment, later: list[Assessment]) -> None:
         self.terms, self.a = terms, a
         self.machines = {m.id: m for m in terms.round.machines}
         self.load: dict[str, int] = defaultdict(int)
         self.commercial: dict[str, int] = defaultdict(int)
-        self.held: dict[str, Fraction] = defaultdict(Fraction)
-        self.awarded = Fraction(0)
+        self.held: dict[str, int] = defaultdict(int)
+        self.awarded = 0
+        shares = bool(terms.groups)
         for key, u in units.items():
             o = terms.option_of.get(key)
             if not u or o is None or key[0] == a.proposal.id:
@@ -87,10 +92,12 @@ class _Room:
             self.load[o.machine_id] += u
             if b.commercial:
                 self.commercial[o.machine_id] += u
-            if b.group_id is not None:
-                self.held[b.group_id] += u * o.ref_per_unit
-            self.awarded += u * o.ref_per_unit
-        # Worse-ranked single-machine awards above their minimum, worst first, by machine.
+            if shares:
+                ref = u * terms.scaled_ref[key]
+                if b.group_id is not None:
+                    self.held[b.group_id] += ref
+                self.awarded += ref
+        # Worse-ranked single-machine, unpinned awards above their minimum, worst first, by machine.
         self.spare: dict[str, list[tuple[Option, int]]] = defaultdict(list)
         for b in reversed(later):
             if b.split or b.pin is not None:
@@ -101,8 +108,9 @@ class _Room:
                     self.spare[o.machine_id].append((o, u - o.min_units))
 
     def trims(self, o: Option, k: int) -> dict[OptionKey, int] | None:
-        """The units to take from worse-ranked awards so that ``a`` can have k units on o (a
-        commercial award takes from commercial ones first), or None if the rules do not allow it."""
+        """The units to take from worse-ranked awards so that ``a`` can have k units on o, or
+        None if the rules do not allow it. Worst-ranked first; when the commercial cap binds
+        for a commercial ``a``, commercial awards give up what the cap needs first."""
         terms, m = self.terms, self.machines[o.machine_id]
         need = self.load[m.id] + k - m.gpu_hours // m.award_unit
         need_commercial = (
@@ -111,40 +119,51 @@ class _Room:
             else 0
         )
         cut: dict[OptionKey, int] = {}
-        for commercial_only in (True, False):
-            for b_opt, spare in self.spare[m.id]:
-                if need <= 0 and need_commercial <= 0:
-                    break
-                commercial = terms.assessments[b_opt.proposal_id].commercial
-                if commercial_only and not (commercial and need_commercial > 0):
-                    continue
-                take = min(spare - cut.get(b_opt.key, 0), max(need, need_commercial if commercial else 0))
-                if take <= 0:
-                    continue
-                cut[b_opt.key] = cut.get(b_opt.key, 0) + take
-                need -= take
+
+        def take(key: OptionKey, spare: int, wanted: int, commercial: bool) -> None:
+            nonlocal need, need_commercial
+            more = min(spare - cut.get(key, 0), wanted)
+            if more > 0:
+                cut[key] = cut.get(key, 0) + more
+                need -= more
                 if commercial:
-                    need_commercial -= take
+                    need_commercial -= more
+
+        spare_here = self.spare[m.id]
+        for b_opt, spare in spare_here:  # what the commercial cap needs, from commercial awards
+            if need_commercial <= 0:
+                break
+            if terms.assessments[b_opt.proposal_id].commercial:
+                take(b_opt.key, spare, need_commercial, True)
+        for b_opt, spare in spare_here:  # then what capacity still needs, from any award
+            if need <= 0:
+                break
+            take(b_opt.key, spare, need, terms.assessments[b_opt.proposal_id].commercial)
         if need > 0 or need_commercial > 0:
             return None
         return cut if self._shares_hold(o, k, cut) else None
 
     def _shares_hold(self, o: Option, k: int, cut: dict[OptionKey, int]) -> bool:
+        """Every share bound, hard, with ``a`` at k units on o and these units cut."""
         terms = self.terms
+        if not terms.groups:
+            return True
         held = dict(self.held)
-        awarded = self.awarded + k * o.ref_per_unit
+        grown = k * terms.scaled_ref[o.key]
+        awarded = self.awarded + grown
         if self.a.group_id is not None:
-            held[self.a.group_id] = held.get(self.a.group_id, Fraction(0)) + k * o.ref_per_unit
+            held[self.a.group_id] = held.get(self.a.group_id, 0) + grown
         for key, c in cut.items():
-            b_opt = terms.option_of[key]
-            awarded -= c * b_opt.ref_per_unit
+            lost = c * terms.scaled_ref[key]
+            awarded -= lost
             group = terms.assessments[key[0]].group_id
             if group is not None:
-                held[group] -= c * b_opt.ref_per_unit
+                held[group] -= lost
+        scale = terms.share_scale
         for g in terms.groups.values():
-            h = held.get(g.group_id, Fraction(0))
+            h = held.get(g.group_id, 0)
             if terms.share_basis == "capacity":
-                if not g.min_ref <= h <= g.max_ref:
+                if not g.min_ref * scale <= h <= g.max_ref * scale:
                     return False
             elif not g.min_share * awarded <= h <= g.max_share * awarded:
                 return False

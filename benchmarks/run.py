@@ -98,9 +98,9 @@ class Row:
     machines: int = 8
     cpu: float = 0.0  # CPU seconds of solve() (process time, not disturbed by other load)
     highs: HighsResult | None = None
-    # Wall seconds of solve() until an allocation was proven within the size's target gap (None:
-    # not at all; the default gap limit, 0.001 %, is stricter than every target, so the solve
-    # goes on past it).
+    # Wall seconds of solve() until, at the latest, an allocation was proven within the size's
+    # target gap (None: not at all; the default gap limit, 0.001 %, is stricter than every
+    # target, so the solve goes on past it).
     to_target: float | None = None
     target_gap: float | None = None
 
@@ -421,9 +421,10 @@ def run_one(
 def _to_target(
     found: list[tuple[float, int, int]], wall: float, gap: float | None, target: float | None
 ) -> float | None:
-    """The first moment an allocation was proven within ``target``: an incumbent solve() reported
-    (seconds, objective, the tightest bound proven for the whole round by then) within it of
-    its bound, or the end of the solve if the solution's gap is. None if neither."""
+    """When, at the latest, an allocation was proven within ``target``: the first incumbent
+    solve() reported (seconds, objective, the tightest bound proven for the whole round by then)
+    within it of its bound, or the end of the solve if the solution's gap is. None if neither.
+    (A bound proven between two reports is only seen at the next one.)"""
     if target is None:
         return None
     for seconds, objective, bound in found:

@@ -39,7 +39,7 @@ def test_the_time_to_a_target_gap_is_the_first_incumbent_proven_within_it() -> N
 def test_a_target_run_records_when_the_target_gap_was_reached() -> None:
     row = run_one(40, 3, 5, work_limit=5.0, workers=1, target_gap=1e-2)
     assert row.target_gap == 1e-2 and row.to_target is not None
-    assert 0 < row.to_target <= row.wall
+    assert 0 < row.to_target < row.wall  # an incumbent reported during the solve, not its end
 
 
 def test_time_phases_times_every_step_around_the_search() -> None:
