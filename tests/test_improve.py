@@ -489,10 +489,7 @@ def test_solve_with_and_without_the_probe_proves_the_same_optimum(monkeypatch: p
     assert found[0] == found[1]
 
 
-@pytest.mark.parametrize("policy_language", [False, True])
-def test_progress_reports_bounds_that_hold_for_the_whole_round(
-    policy_language: bool, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_progress_reports_bounds_that_hold_for_the_whole_round(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every report solve() makes (probe, warm start, neighbourhoods) comes with a bound for the
     whole round: never below the best allocation the solve ends with (a neighbourhood's own
     bound can be). Each report is news (a better allocation or a tighter bound), and the seconds
@@ -505,7 +502,7 @@ def test_progress_reports_bounds_that_hold_for_the_whole_round(
         with_lp_bound(self, p)
 
     monkeypatch.setattr(improve_module._Search, "_with_lp_bound", spied)
-    rnd = generate_round(300, 8, 4, policy_language=policy_language)
+    rnd = generate_round(300, 8, 4)
     reports: list[Progress] = []
     solution = solve(rnd, SolveOptions(gap_limit=0.0, work_limit=4.0), on_progress=reports.append)
     assert neighbourhood_reports and reports
