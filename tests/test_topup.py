@@ -31,7 +31,9 @@ def _level(gains: dict[tuple[str, str], int], units: dict[tuple[str, str], int])
     return sum(g * units.get(k, 0) for k, g in gains.items())
 
 
-def _three_on_one_machine(groups: list[dict[str, object]] | None = None) -> Terms:
+def _three_on_one_machine(
+    groups: list[dict[str, object]] | None = None, pins: list[dict[str, object]] | None = None
+) -> Terms:
     """m1 has 10 units of 1,000 GPU-hours. P0 ranks first, then P1, then P2 (the worst); each
     asks for 6 units, P0 and P2 with a minimum of 2, P1 of 1."""
     rnd = make_round(
@@ -42,6 +44,7 @@ def _three_on_one_machine(groups: list[dict[str, object]] | None = None) -> Term
             proposal("P2", score=4.0, request=6000, minimum=2000, kind="industry"),
         ],
         groups=groups or [],
+        pins=pins or [],
     )
     return derive(rnd.canonical())
 
@@ -120,17 +123,7 @@ def test_a_commercial_award_takes_what_the_commercial_cap_needs_from_commercial_
 def test_pinned_and_split_awards_are_left_as_they_are() -> None:
     terms = _three_on_one_machine()
     units = {("P0", "m1"): 3, ("P1", "m1"): 2, ("P2", "m1"): 5}
-    pinned = derive(
-        make_round(
-            machines=[machine("m1", gpu_hours=10_000)],
-            proposals=[
-                proposal("P0", score=5.0, request=6000, minimum=2000),
-                proposal("P1", score=4.5, request=6000, minimum=1000),
-                proposal("P2", score=4.0, request=6000, minimum=2000, kind="industry"),
-            ],
-            pins=[pin("P2")],
-        ).canonical()
-    )
+    pinned = _three_on_one_machine(pins=[pin("P2")])
     assert _top_up_p1(terms, units) is not None
     assert _top_up_p1(pinned, units) is None  # P2's pinned award gives nothing up
     split = derive(
