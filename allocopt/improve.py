@@ -11,9 +11,9 @@ allocation, so it can only improve. The neighbourhoods, in order:
 1. the round's margin: the k funded proposals of least merit per reference GPU-hour
    (cheapest to shrink or drop) and the k unfunded ones the LP comes closest to funding
    (least reduced cost). While a margin is proven optimal and closes at least
-   1/MARGIN_GAIN of the gap to the LP bound, k doubles (a wider margin that does not settle
+   1/MARGIN_GAIN of the gap to the round's bound, k doubles (a wider margin that does not settle
    costs a quarter of the work left, and a small gain says it would give little); a margin
-   that grows to the whole round is searched against the LP bound (proven optimal, or
+   that grows to the whole round is searched against the round's bound (proven optimal, or
    within the gap limit), and the search ends there;
 2. each machine's own margin in turn; when a sweep over the machines gains nothing, each
    machine with the PARTNERS machines most awards could move to or from: both margins and
@@ -21,14 +21,18 @@ allocation, so it can only improve. The neighbourhoods, in order:
    on the wrong machine: the LP is indifferent between machines for most awards). Sweep
    after sweep while a sweep gains; pairs stop for good at the first pair not proven optimal
    in its work (too wide to settle), or after a sweep of pairs that closed less than
-   1/PAIR_GAIN of the gap to the LP bound (each costs dozens of CP-SAT calls);
+   1/PAIR_GAIN of the gap to the round's bound (each costs dozens of CP-SAT calls);
 3. the whole round for the work left, if the widest margin proven optimal suggests it can
    settle in it (its work grown with the square of the options fits in what is left).
    Otherwise the search has converged and stops early.
 
 A neighbourhood short of the whole round gets at most a quarter of the work left (a pair's,
-a sixteenth). The search stops as soon as the allocation is within the gap limit of the LP
-bound.
+a sixteenth). The search stops as soon as the allocation is within the gap limit of the
+round's bound.
+
+"The round's bound" (the ceiling) is the tightest bound proven for every allocation of the
+round: the LP relaxation's, or CP-SAT's from a search of the whole round before this one
+(solve.py's probe) where that is tighter, as it often is on rounds of a few hundred proposals.
 
 Deterministic: neighbourhoods are chosen from the allocation's and the LP's numbers with
 ties broken by id, and each CP-SAT call has a deterministic work limit.
@@ -52,8 +56,8 @@ PARTNERS = 2  # machines paired with each machine, those most of its awards coul
 # A pair's neighbourhood gets at most 1/PAIR_SHARE of the work left: those that settle took under
 # 1 deterministic second in our measurements, and one too wide to settle ends the pairs.
 PAIR_SHARE = 16
-MARGIN_GAIN = 10  # the round's margin doubles while one closes >= 1/MARGIN_GAIN of the gap to the LP bound
-PAIR_GAIN = 10  # sweeps of pairs go on while one closes at least 1/PAIR_GAIN of the gap to the LP bound
+MARGIN_GAIN = 10  # the round's margin doubles while one closes >= 1/MARGIN_GAIN of the gap to the ceiling
+PAIR_GAIN = 10  # sweeps of pairs go on while one closes at least 1/PAIR_GAIN of the gap to the ceiling
 STEP_SHARE = 4  # a neighbourhood short of the whole round gets at most 1/STEP_SHARE of the work left
 LEAST_STEP_WORK = 0.1  # the work counted for a settled neighbourhood at least (tiny ones report ~0)
 
@@ -81,10 +85,14 @@ def improve(
     work: float,
     deadline: float | None = None,
     on_progress: Callable[[Progress], None] | None = None,
+    bound: int | None = None,
 ) -> Improved:
     """Re-solve neighbourhoods of ``units`` (whose objective is ``objective``) at the margin,
-    within ``work`` deterministic seconds and the wall-clock ``deadline`` (perf_counter time)."""
-    search = _Search(terms, units, objective, relaxation, options, work, deadline, on_progress)
+    within ``work`` deterministic seconds and the wall-clock ``deadline`` (perf_counter time).
+    ``bound``, a bound proven for the whole round tighter than the LP's (CP-SAT's, from an
+    earlier search), if there is one."""
+    ceiling = relaxation.bound if bound is None else min(bound, relaxation.bound)
+    search = _Search(terms, units, objective, relaxation, ceiling, options, work, deadline, on_progress)
     try:
         proven = _run(search)
     except KeyboardInterrupt:  # Ctrl-C between two CP-SAT calls: keep the best so far
@@ -118,7 +126,7 @@ def _run(search: _Search) -> bool:
         if raw.status != "optimal":
             break  # as wide as CP-SAT settles in the work left
         widest, widest_work = raw.num_options, raw.deterministic_seconds
-        if search.objective - before < (relaxation.bound - before) / MARGIN_GAIN:
+        if search.objective - before < (search.ceiling - before) / MARGIN_GAIN:
             break  # little more to gain at the margin: a wider one costs more than it is likely to give
         k *= 2
     # 2. Each machine's margin in turn, then each machine's with its partner's (where awards
@@ -128,7 +136,7 @@ def _run(search: _Search) -> bool:
         before = search.objective
         _sweep(search, [[m.id] for m in terms.round.machines])
         if search.objective == before and pairs_pay and search.work_left():
-            gap = relaxation.bound - search.objective
+            gap = search.ceiling - search.objective
             settled = _sweep(search, _pairs(terms, search.units), give_up=True, share=PAIR_SHARE)
             pairs_pay = settled and search.objective - before >= gap / PAIR_GAIN
         if search.objective == before:
@@ -169,6 +177,7 @@ class _Search:
     units: dict[OptionKey, int]
     objective: int
     relaxation: Relaxation
+    ceiling: int  # the tightest bound proven for the whole round: the LP's, or an earlier search's
     options: SolveOptions
     work: float
     deadline: float | None
@@ -183,9 +192,9 @@ class _Search:
         return self.stopped is None and self.left() > 0.01 and not self.within_gap()
 
     def within_gap(self) -> bool:
-        """Is the allocation proven within the gap limit of the LP bound? Then the search is
-        done: the gap limit says a better allocation is not worth more work."""
-        bound = self.relaxation.bound
+        """Is the allocation proven within the gap limit of the whole round's bound? Then the
+        search is done: the gap limit says a better allocation is not worth more work."""
+        bound = self.ceiling
         return bound - self.objective <= self.options.gap_limit * max(1, abs(bound))
 
     def left(self) -> float:
@@ -193,15 +202,15 @@ class _Search:
 
     def step(self, free: list[str], whole: bool = False, share: int = STEP_SHARE) -> RawResult:
         """Solve one neighbourhood exactly (the whole round: within the gap limit, against
-        the LP bound) from the current allocation, and keep what it finds if better."""
+        the round's bound) from the current allocation, and keep what it finds if better."""
         left = None if self.deadline is None else self.deadline - time.perf_counter()
         if left is not None and left <= 0.01:
             self.stopped = "time_limit"
             return RawResult(status="unknown", stop_reason="time_limit")
         model = AllocationModel(self.terms, free=free, around=self.units)
         model.maximise_merit()
-        if whole:  # the LP bound holds, and the gap limit applies against it
-            model.model.add(model.merit_expr() <= self.relaxation.bound)
+        if whole:  # the round's bound holds, and the gap limit applies against it
+            model.model.add(model.merit_expr() <= self.ceiling)
         model.hint(self.units)
         model.hint_deviations(share_deviations(self.terms, self.units))
         # Short of the whole round, a neighbourhood gets at most a share of the work left, so one
@@ -214,7 +223,7 @@ class _Search:
                 "time_limit": left,
             }
         )
-        raw = model.solve(step, self.on_progress if whole else self._with_lp_bound)
+        raw = model.solve(step, self.on_progress if whole else self._with_round_bound)
         self.count += 1
         self.spent += raw.deterministic_seconds
         self.wall += raw.wall_seconds
@@ -229,12 +238,12 @@ class _Search:
             self.stopped = raw.stop_reason
         return raw
 
-    def _with_lp_bound(self, p: Progress) -> None:
-        """A neighbourhood's incumbent, reported with the LP bound (its own bound holds only for
+    def _with_round_bound(self, p: Progress) -> None:
+        """A neighbourhood's incumbent, reported with the round's bound (its own holds only for
         allocations that keep every other award) and the neighbourhood's own seconds (solve()
         reports the seconds since it began)."""
         if self.on_progress is not None:
-            self.on_progress(Progress(p.objective, self.relaxation.bound, p.seconds))
+            self.on_progress(Progress(p.objective, self.ceiling, p.seconds))
 
     def result(self, proven: bool) -> Improved:
         return Improved(

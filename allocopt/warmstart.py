@@ -58,6 +58,13 @@ def warm_start(
     return max(found, key=lambda u: merit(terms, u)) if found else None
 
 
+def rounded(terms: Terms, relaxation: Relaxation) -> Units | None:
+    """The LP relaxation rounded, share minimums repaired and leftover capacity filled (steps
+    2-4 without the MILP: milliseconds), or None if that breaks a hard rule."""
+    units = _Builder(terms).build(relaxation, repair=False)
+    return units if feasible(terms, units) else None
+
+
 # -- the LP relaxation -------------------------------------------------------------
 
 

@@ -25,7 +25,7 @@ from allocopt.model import AllocationModel, OptionKey, Progress
 from allocopt.round import Round
 from allocopt.solve import _worth
 from allocopt.terms import Terms, derive
-from allocopt.warmstart import Relaxation, feasible, lp_units, warm_start
+from allocopt.warmstart import Relaxation, feasible, lp_units, rounded, warm_start
 from tests.bruteforce import Award, PinError, check_shares, complete_plans
 from tests.helpers import group, machine, make_round, proposal
 from tests.strategies import policy_rounds
@@ -388,6 +388,64 @@ def test_the_search_stops_once_within_the_gap_limit(monkeypatch: pytest.MonkeyPa
     assert result.neighbourhoods == len(after) < exact.neighbourhoods
 
 
+def test_a_bound_tighter_than_the_lp_ends_the_search_sooner() -> None:
+    """Given a bound proven for the whole round tighter than the LP's (solve()'s probe gives
+    CP-SAT's), improve() measures the gap against it: with the optimum itself as the bound and
+    no gap allowed, it stops as soon as it reaches the optimum, where the LP bound alone sends
+    it on to prove it; every report it makes carries that bound."""
+    rnd = generate_round(80, 5, 3, policy_language=True)
+    terms, units, objective, relaxation = _start(rnd)
+    optimum = solve(rnd, EXACT).objective.scaled
+    assert objective < optimum < relaxation.bound  # the LP bound is loose here
+    reports: list[Progress] = []
+    plain = improve(terms, dict(units), objective, relaxation, EXACT, 20.0)
+    tight = improve(
+        terms, dict(units), objective, relaxation, EXACT, 20.0, on_progress=reports.append, bound=optimum
+    )
+    assert plain.objective == tight.objective == optimum
+    assert plain.proven_optimal and not tight.proven_optimal  # tight: no whole-round search needed
+    assert tight.neighbourhoods < plain.neighbourhoods
+    assert reports and all(p.bound == optimum for p in reports)
+    # A bound looser than the LP's changes nothing: the LP's holds.
+    looser = improve(terms, dict(units), objective, relaxation, EXACT, 20.0, bound=relaxation.bound + 10**6)
+    assert (looser.objective, looser.neighbourhoods) == (plain.objective, plain.neighbourhoods)
+
+
+def test_the_neighbourhood_search_gets_the_probes_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a round small enough for the probe, the probe is hinted with the LP rounded (no MILP
+    warm start runs) and the neighbourhood search measures its gap against the tighter of the
+    probe's and the LP's bounds."""
+    solve_module = importlib.import_module("allocopt.solve")
+    given: list[int | None] = []
+    real_improve = solve_module.improve
+
+    def spied(*args: object, **kwargs: object) -> Improved:
+        given.append(args[8])  # type: ignore[arg-type]
+        return real_improve(*args, **kwargs)  # type: ignore[arg-type]
+
+    hints: list[dict[OptionKey, int]] = []
+    real_hint = AllocationModel.hint
+
+    def hinted(self: AllocationModel, units: dict[OptionKey, int]) -> None:
+        hints.append(dict(units))
+        real_hint(self, units)
+
+    def no_milp(*_: object, **__: object) -> None:
+        raise AssertionError("the warm start's MILP ran")
+
+    monkeypatch.setattr(solve_module, "improve", spied)
+    monkeypatch.setattr(solve_module, "warm_start", no_milp)
+    monkeypatch.setattr(AllocationModel, "hint", hinted)
+    rnd = generate_round(300, 8, 1, policy_language=False)
+    terms = derive(rnd.canonical())
+    relaxation = lp_units(terms)
+    assert relaxation is not None
+    solution = solve(rnd, SolveOptions(work_limit=3.0))
+    assert hints[0] == rounded(terms, relaxation)  # the probe's hint
+    assert len(given) == 1 and given[0] is not None
+    assert solution.objective.best_bound_scaled <= given[0] < relaxation.bound  # the probe's was tighter
+
+
 def _swap_round() -> Round:
     """Two machines of 3,000 GPU-hours. P1 runs twice as fast on ROCm (machine B), P2 on CUDA
     (machine A): each needs 4,000 GPU-hours for its whole request on its slow machine (3,000 fit:
@@ -445,7 +503,7 @@ def test_a_pair_neighbourhood_swaps_awards_each_machine_alone_cannot(monkeypatch
 
     def search() -> improve_module._Search:
         return improve_module._Search(
-            terms, dict(start), _worth(terms, start), relaxation, EXACT, 10.0, None, None
+            terms, dict(start), _worth(terms, start), relaxation, relaxation.bound, EXACT, 10.0, None, None
         )
 
     alone = search()
@@ -495,13 +553,13 @@ def test_progress_reports_bounds_that_hold_for_the_whole_round(monkeypatch: pyte
     bound can be). Each report is news (a better allocation or a tighter bound), and the seconds
     count from the start of the solve."""
     neighbourhood_reports: list[Progress] = []
-    with_lp_bound = improve_module._Search._with_lp_bound
+    with_round_bound = improve_module._Search._with_round_bound
 
     def spied(self: improve_module._Search, p: Progress) -> None:
         neighbourhood_reports.append(p)
-        with_lp_bound(self, p)
+        with_round_bound(self, p)
 
-    monkeypatch.setattr(improve_module._Search, "_with_lp_bound", spied)
+    monkeypatch.setattr(improve_module._Search, "_with_round_bound", spied)
     rnd = generate_round(300, 8, 4)
     reports: list[Progress] = []
     solution = solve(rnd, SolveOptions(gap_limit=0.0, work_limit=4.0), on_progress=reports.append)

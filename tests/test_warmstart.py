@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from hypothesis import given, settings
 
@@ -11,9 +13,9 @@ from allocopt.model import AllocationModel, RawResult
 from allocopt.options import SolveOptions as Options
 from allocopt.round import Round
 from allocopt.solution import Solution
-from allocopt.terms import derive
+from allocopt.terms import Terms, derive
 from allocopt.verify import verify
-from allocopt.warmstart import feasible, lp_units, merit, warm_start
+from allocopt.warmstart import Units, feasible, lp_units, merit, rounded, warm_start
 from tests.bruteforce import PinError, brute_force
 from tests.helpers import group, machine, make_round, pin, proposal
 from tests.strategies import policy_rounds
@@ -21,12 +23,15 @@ from tests.strategies import policy_rounds
 ROUNDS = [(40, 3, 1, False), (60, 4, 2, False), (40, 3, 1, True), (80, 5, 3, True), (120, 6, 4, True)]
 
 
-def _solution_of(rnd: Round, monkeypatch: pytest.MonkeyPatch) -> Solution:
-    """The warm start turned into a Solution by the normal pipeline (CP-SAT replaced by it)."""
+def _solution_of(
+    rnd: Round, monkeypatch: pytest.MonkeyPatch, build: Callable[[Terms], Units | None] = warm_start
+) -> Solution:
+    """The warm start (or another ``build``) turned into a Solution by the normal pipeline
+    (CP-SAT replaced by it)."""
 
     def fake_solve(self: object, options: Options, on_progress: object = None, **_: object) -> RawResult:
         terms = self.terms  # type: ignore[attr-defined]
-        units = warm_start(terms)
+        units = build(terms)
         assert units is not None
         value = merit(terms, units)
         return RawResult("feasible", "work_limit", units=units, objective=value, bound=value)
@@ -48,6 +53,30 @@ def test_warm_start_satisfies_every_rule(
     assert feasible(terms, units)
     solution = _solution_of(rnd, monkeypatch)
     violations = verify(rnd, solution)
+    assert not violations, "\n".join(map(str, violations))
+
+
+def _rounded(terms: Terms) -> Units | None:
+    relaxation = lp_units(terms)
+    return None if relaxation is None else rounded(terms, relaxation)
+
+
+@pytest.mark.parametrize(("proposals", "machines", "seed", "fuller"), ROUNDS)
+def test_the_lp_rounded_satisfies_every_rule_or_is_refused(
+    proposals: int, machines: int, seed: int, fuller: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The LP rounded without the MILP (the probe's hint on small rounds) is handed on only when
+    it satisfies every rule: verify, which recomputes every rule independently, agrees. It is
+    never worth more than the LP bound."""
+    rnd = generate_round(proposals, machines, seed, policy_language=fuller)
+    terms = derive(rnd.canonical())
+    relaxation = lp_units(terms)
+    assert relaxation is not None
+    units = rounded(terms, relaxation)
+    if units is None:  # refused: the rounding broke a rule, so the full warm start takes over
+        return
+    assert merit(terms, units) <= relaxation.bound
+    violations = verify(rnd, _solution_of(rnd, monkeypatch, _rounded))
     assert not violations, "\n".join(map(str, violations))
 
 
