@@ -436,8 +436,8 @@ def _to_target(
 # -- table -----------------------------------------------------------------------
 
 
-def _ratio(a: float | None, b: float | None) -> str:
-    return f"{a / b:.4f}" if a is not None and b else "-"
+def _ratio(a: float | None, b: float | None, digits: int = 4) -> str:
+    return f"{a / b:.{digits}f}" if a is not None and b else "-"
 
 
 def _to_target_cell(r: Row) -> str:
@@ -502,14 +502,14 @@ def table(rows: list[Row], title: str) -> Table:
             _ratio(r.density_objective, r.objective),
             "yes" if r.density_mins else "no",
             f"{r.lp_bound:,.0f}" if r.lp_bound is not None else "-",
-            _ratio(r.objective, r.lp_bound),
+            _ratio(r.objective, r.lp_bound, 6),
             f"{r.peak_mb:.0f}",
         ]
         if with_highs:
             h = r.highs
             cells += [
-                _ratio(h.objective, r.objective) if h else "-",
-                _ratio(h.objective, r.lp_bound) if h else "-",
+                _ratio(h.objective, r.objective, 6) if h else "-",
+                _ratio(h.objective, r.lp_bound, 6) if h else "-",
                 h.status if h else "-",
                 f"{h.gap:.2e}" if h and h.gap is not None else "-",
                 f"{h.peak_mb:.0f}" if h else "-",
