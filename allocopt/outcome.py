@@ -10,8 +10,11 @@ merit weight, the rank walk, or the rules only in combination.
 
 from __future__ import annotations
 
+import gc
 import math
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from fractions import Fraction
 
@@ -152,6 +155,21 @@ class Ledger:
         return out
 
 
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off for a while. Building tens of thousands of result
+    objects (none of them in a reference cycle) triggers its full passes, and each one walks the
+    whole heap, the round's terms included: at 10,000 proposals that doubled the time per option."""
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            gc.enable()
+
+
+@_collector_paused()
 def proposal_results(
     terms: Terms,
     units: Units,
