@@ -159,7 +159,9 @@ class Ledger:
 def _collector_paused() -> Iterator[None]:
     """Python's cyclic garbage collector off for a while. Building tens of thousands of result
     objects (none of them in a reference cycle) triggers its full passes, and each one walks the
-    whole heap, the round's terms included: at 10,000 proposals that doubled the time per option."""
+    whole heap, the round's terms included: at 10,000 proposals that doubled the time per option.
+    The switch is process-wide: a caller solving in several threads at once may see it off, or
+    turned back on by another thread, for a moment; either is harmless."""
     was_on = gc.isenabled()
     gc.disable()
     try:

@@ -214,7 +214,7 @@ def _draw_lots(rnd: Round, terms: Terms, options: SolveOptions) -> tuple[Terms, 
     return dataclasses.replace(terms, order=order), out
 
 
-PROBE_WORK = 1.0  # deterministic seconds CP-SAT gets alone before the LP bound and warm start step in
+PROBE_WORK = 1.0  # deterministic seconds CP-SAT gets alone on the whole round before the neighbourhoods
 # Rounds with more options than this skip the probe. None of 2,000 proposals or more (5,000+
 # options) settled in it; at 100,000 options CP-SAT's set-up alone took 8 s of the probe's wall time.
 PROBE_OPTIONS = 3000
@@ -232,13 +232,16 @@ def _search(
     """The merit search, in deterministic steps.
 
     1. A probe: CP-SAT alone for PROBE_WORK deterministic seconds, on rounds of at most
-       PROBE_OPTIONS options. Rounds it settles in that time (most of a few hundred proposals)
-       come back proven optimal or within the gap limit.
-    2. The warm start (the LP relaxation rounded, repaired and filled), if it beats the probe.
-    3. The neighbourhood search (improve.py) for the rest of the work limit: CP-SAT re-solves
+       PROBE_OPTIONS options, started from the LP relaxation rounded (``rounded``: no MILP)
+       when the warm start is on. Rounds it settles in that time (most of a few hundred
+       proposals) come back proven optimal or within the gap limit.
+    2. On larger rounds, or when the rounding broke a rule, the full warm start (the LP
+       rounded, improved by a small MILP, repaired and filled), if it beats the probe.
+    3. The neighbourhood search (improve.py) for the rest of the work limit, against the
+       round's bound (the tighter of the probe's and the LP's): CP-SAT re-solves
        neighbourhoods of the best allocation at the margin, growing until one is the whole
-       round (searched against the LP bound: proven optimal, or within the gap limit), or,
-       in a round too large for that, until no machine's margin yields anything better.
+       round (proven optimal, or within the gap limit), or, in a round too large for that,
+       until no machine's margin yields anything better.
 
     Without the warm start (or the LP), the probe's search goes on over the whole round with
     the best bound so far; so does a search whose warm start found nothing (from scratch, on a
@@ -253,10 +256,14 @@ def _search(
         # The LP rounded is the probe's hint: from a good allocation CP-SAT tightens its bound
         # far sooner than alone, and on a round this small the probe then does better with the
         # warm start's MILP's seconds than the MILP would.
-        warm = rounded(terms, relaxation)
-        if warm is not None:
-            model.hint(warm)
-            model.hint_deviations(share_deviations(terms, warm))
+        try:
+            warm = rounded(terms, relaxation)
+            if warm is not None:
+                model.hint(warm)
+                model.hint_deviations(share_deviations(terms, warm))
+        except KeyboardInterrupt:  # nothing at hand yet: stop at the first allocation CP-SAT finds
+            model.model.clear_hints()
+            return model.solve(_within(options, started), on_progress, first_solution_only=True)
     if small or not (options.warm_start and relaxation is not None):
         best = model.solve(_within(options, started).model_copy(update={"work_limit": probe}), on_progress)
         if best.stop_reason != "work_limit" or probe >= options.work_limit:
@@ -332,7 +339,7 @@ class _Reporter:
     """Progress as the committee sees it: each better allocation (or a tighter bound) with the
     tightest bound proven so far for the whole round, and the seconds since the solve began.
     Each report it is given must carry a bound for the whole round (a neighbourhood's own does
-    not: improve.py reports the LP's instead); the hint each CP-SAT call starts from, reported
+    not: improve.py reports the round's instead); the hint each CP-SAT call starts from, reported
     again, is left out."""
 
     def __init__(self, on_progress: Callable[[Progress], None], started: float, bound: int | None) -> None:

@@ -11,6 +11,7 @@ have proven the round's optimum.
 from __future__ import annotations
 
 import importlib
+import inspect
 from itertools import combinations, pairwise
 
 import pytest
@@ -411,6 +412,25 @@ def test_a_bound_tighter_than_the_lp_ends_the_search_sooner() -> None:
     assert (looser.objective, looser.neighbourhoods) == (plain.objective, plain.neighbourhoods)
 
 
+def test_the_whole_round_is_searched_against_the_tighter_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The whole-round step adds the round's bound to the model as a ceiling on the objective:
+    with the true optimum as the bound it still finds the optimum and proves it (the ceiling cuts
+    off no allowed allocation); with a bound one point below the optimum (not a valid bound, only
+    to show the ceiling is the one given) it cannot reach the optimum."""
+    monkeypatch.setattr(
+        improve_module, "_disagreement", lambda *_: []
+    )  # the margin step first: the whole round
+    rnd = generate_round(80, 5, 3, policy_language=True)
+    terms, units, objective, relaxation = _start(rnd)
+    optimum = solve(rnd, EXACT).objective.scaled
+    assert objective < optimum < relaxation.bound
+    exact = improve(terms, dict(units), objective, relaxation, EXACT, 20.0, bound=optimum)
+    assert exact.proven_optimal and exact.neighbourhoods == 1
+    assert exact.objective == exact.bound == optimum
+    below = improve(terms, dict(units), objective, relaxation, EXACT, 20.0, bound=optimum - 1)
+    assert below.objective < optimum
+
+
 def test_the_neighbourhood_search_gets_the_probes_bound(monkeypatch: pytest.MonkeyPatch) -> None:
     """On a round small enough for the probe, the probe is hinted with the LP rounded (no MILP
     warm start runs) and the neighbourhood search measures its gap against the tighter of the
@@ -420,7 +440,7 @@ def test_the_neighbourhood_search_gets_the_probes_bound(monkeypatch: pytest.Monk
     real_improve = solve_module.improve
 
     def spied(*args: object, **kwargs: object) -> Improved:
-        given.append(args[8])  # type: ignore[arg-type]
+        given.append(inspect.signature(real_improve).bind(*args, **kwargs).arguments["bound"])
         return real_improve(*args, **kwargs)  # type: ignore[arg-type]
 
     hints: list[dict[OptionKey, int]] = []

@@ -40,3 +40,21 @@ def test_results_are_built_with_the_collector_off_and_leave_it_as_found(
     assert len(collecting) == 2 * len(terms.assessments) and not any(collecting)
     assert results == again
     assert [r.id for r in results] == sorted(terms.assessments)
+
+
+def test_the_collector_comes_back_on_when_building_results_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An error while results are built leaves the collector on (as it was), not paused for good."""
+    terms = derive(generate_round(20, 3, 1, policy_language=False).canonical())
+
+    def broken(*_: object, **__: object) -> None:
+        raise RuntimeError("broken")
+
+    monkeypatch.setattr(outcome, "_result", broken)
+    was_on = gc.isenabled()
+    gc.enable()
+    try:
+        with pytest.raises(RuntimeError):
+            proposal_results(terms, {}, objective="merit", optimal=False, gap=0.0)
+        assert gc.isenabled()
+    finally:
+        (gc.enable if was_on else gc.disable)()

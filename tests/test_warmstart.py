@@ -15,7 +15,7 @@ from allocopt.round import Round
 from allocopt.solution import Solution
 from allocopt.terms import Terms, derive
 from allocopt.verify import verify
-from allocopt.warmstart import Units, feasible, lp_units, merit, rounded, warm_start
+from allocopt.warmstart import Units, _Builder, feasible, lp_units, merit, rounded, warm_start
 from tests.bruteforce import PinError, brute_force
 from tests.helpers import group, machine, make_round, pin, proposal
 from tests.strategies import policy_rounds
@@ -73,11 +73,22 @@ def test_the_lp_rounded_satisfies_every_rule_or_is_refused(
     relaxation = lp_units(terms)
     assert relaxation is not None
     units = rounded(terms, relaxation)
-    if units is None:  # refused: the rounding broke a rule, so the full warm start takes over
+    if units is None:  # refused only when the rounding broke a rule (the full warm start takes over)
+        assert not feasible(terms, _Builder(terms).build(relaxation, repair=False))
         return
     assert merit(terms, units) <= relaxation.bound
     violations = verify(rnd, _solution_of(rnd, monkeypatch, _rounded))
     assert not violations, "\n".join(map(str, violations))
+
+
+def test_the_lp_rounded_is_an_allocation_on_most_rounds() -> None:
+    """The rounding is the probe's hint on every small round, so refusals must be the exception."""
+    given = 0
+    for proposals, machines, seed, fuller in ROUNDS:
+        terms = derive(generate_round(proposals, machines, seed, policy_language=fuller).canonical())
+        relaxation = lp_units(terms)
+        given += relaxation is not None and rounded(terms, relaxation) is not None
+    assert given >= len(ROUNDS) - 1
 
 
 def test_feasible_rejects_broken_allocations() -> None:
