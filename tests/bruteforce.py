@@ -454,5 +454,4 @@ def brute_force_rank(rnd: Round) -> RankResult | None:
             rejected.add(pid)
     final = frozenset(funded_now)
     assert final in best_fractions, "the walk's last witness funds exactly the funded set"
-    fractions = dict(zip(order, best_fractions[final], strict=True))
-    return RankResult(order, final, fractions)
+    return RankResult(order, final, dict(zip(order, best_fractions[final], strict=True)))

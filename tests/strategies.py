@@ -177,7 +177,7 @@ def request_forms(draw: st.DrawFn, machine_list: list[dict[str, Any]], req: dict
     """A total request (maybe with an efficiency), or options on the compatible machines."""
     usable = [m for m in machine_list if _compatible(m, req)]
     fields: dict[str, Any] = {}
-    if usable and draw(st.booleans()):
+    if usable and bool(draw(st.booleans())):
         chosen = draw(st.lists(st.sampled_from(usable), min_size=1, max_size=2, unique_by=lambda m: m["id"]))
         options = []
         for m in chosen:

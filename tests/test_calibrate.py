@@ -215,7 +215,8 @@ def test_criteria_weights_combine_as_documented() -> None:
         {"reviewer": "R1", "criteria": {"science": 4.0, "impact": 2.0}},  # (3*4 + 1*2) / 4 = 3.5
         {"reviewer": "R2", "criteria": {"science": 5.0, "impact": 1.0}},  # (3*5 + 1*1) / 4 = 4.0
     ]
-    for weights in ({"science": 3, "impact": 1}, {"science": 0.75, "impact": 0.25}):
+    weightings: list[dict[str, float]] = [{"science": 3, "impact": 1}, {"science": 0.75, "impact": 0.25}]
+    for weights in weightings:
         rnd = reviewed_round([unscored("P1", reviews)], criteria=weights)
         p = rnd.proposal("P1")
         assert [review_value(rnd, r) for r in p.reviews or []] == [3.5, 4.0]

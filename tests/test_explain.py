@@ -215,7 +215,7 @@ def check_inversions(rnd: Round, solution: Solution) -> None:
 @given(st.one_of(tiny_rounds(), policy_rounds()), st.sampled_from(["merit", "rank"]))
 def test_rank_inversions_agree_with_the_pairwise_definition(rnd: Round, objective: str) -> None:
     try:
-        solution = solve(rnd, SolveOptions(objective=objective))  # type: ignore[arg-type]
+        solution = solve(rnd, SolveOptions(objective=objective))
     except (InfeasibleError, InputError):  # a drawn pin may not hold: not a round to explain
         assume(False)
         return
@@ -225,7 +225,7 @@ def test_rank_inversions_agree_with_the_pairwise_definition(rnd: Round, objectiv
 @pytest.mark.parametrize("objective", ["merit", "rank"])
 def test_rank_inversions_on_the_tiny_round(objective: str) -> None:
     rnd = read_round(TINY)
-    solution = checked(rnd, SolveOptions(objective=objective))  # type: ignore[arg-type]
+    solution = checked(rnd, SolveOptions(objective=objective))
     check_inversions(rnd, solution)
     found = causes(solution)
     if objective == "merit":

@@ -17,7 +17,7 @@ from allocopt.files import canonical_json, read_round, validate_round
 from allocopt.fleet import FLEET
 from allocopt.generate import AI_TOPICS, FIELDS, SCIENCE_TOPICS, generate_round, write_round
 from allocopt.options import SolveOptions
-from allocopt.round import Round
+from allocopt.round import ApplicantKind, Round
 from allocopt.solve import solve
 from allocopt.terms import derive
 from allocopt.verify import verify
@@ -79,8 +79,8 @@ def test_machine_hours_follow_the_fleet() -> None:
 def test_round_has_the_promised_mix() -> None:
     rnd = generate_round(2000, 8, 4)
     kinds = [p.applicant.kind for p in rnd.proposals]
-    assert 0.6 < kinds.count("academic") / len(kinds) < 0.8
-    assert 0.12 < kinds.count("start-up") / len(kinds) < 0.25
+    assert 0.6 < kinds.count(ApplicantKind.ACADEMIC) / len(kinds) < 0.8
+    assert 0.12 < kinds.count(ApplicantKind.STARTUP) / len(kinds) < 0.25
     scores = [p.score for p in rnd.proposals]
     assert all(0 <= s <= 5 and round(s, 1) == s for s in scores)
     assert len(set(scores)) < len(scores)  # ties happen

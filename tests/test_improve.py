@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import inspect
 from itertools import combinations, pairwise
+from typing import Any
 
 import pytest
 from hypothesis import assume, given, settings
@@ -439,9 +440,9 @@ def test_the_neighbourhood_search_gets_the_probes_bound(monkeypatch: pytest.Monk
     given: list[int | None] = []
     real_improve = solve_module.improve
 
-    def spied(*args: object, **kwargs: object) -> Improved:
+    def spied(*args: Any, **kwargs: Any) -> Improved:
         given.append(inspect.signature(real_improve).bind(*args, **kwargs).arguments["bound"])
-        return real_improve(*args, **kwargs)  # type: ignore[arg-type]
+        return real_improve(*args, **kwargs)
 
     hints: list[dict[OptionKey, int]] = []
     real_hint = AllocationModel.hint
@@ -463,6 +464,7 @@ def test_the_neighbourhood_search_gets_the_probes_bound(monkeypatch: pytest.Monk
     solution = solve(rnd, SolveOptions(work_limit=3.0))
     assert hints[0] == rounded(terms, relaxation)  # the probe's hint
     assert len(given) == 1 and given[0] is not None
+    assert solution.objective.best_bound_scaled is not None
     assert solution.objective.best_bound_scaled <= given[0] < relaxation.bound  # the probe's was tighter
 
 
@@ -470,7 +472,7 @@ def _swap_round() -> Round:
     """Two machines of 3,000 GPU-hours. P1 runs twice as fast on ROCm (machine B), P2 on CUDA
     (machine A): each needs 4,000 GPU-hours for its whole request on its slow machine (3,000 fit:
     3/4 of it), 2,000 on its fast one."""
-    both = {"stacks": ("cuda", "rocm"), "request": 2000, "minimum": 1000}
+    both: dict[str, Any] = {"stacks": ("cuda", "rocm"), "request": 2000, "minimum": 1000}
     return make_round(
         machines=[machine("A", gpu_hours=3000), machine("B", gpu_hours=3000, stack="rocm")],
         proposals=[
@@ -498,7 +500,8 @@ def test_movers_are_the_awards_that_could_change_machine() -> None:
 def test_pairs_are_each_machine_with_those_most_awards_could_move_to(monkeypatch: pytest.MonkeyPatch) -> None:
     """Three machines: three CUDA-only awards on A could move to B; one award on C (ROCm) could
     move to A or B. Each machine takes its PARTNERS busiest pairs, ties by id, each pair once."""
-    cuda, both = {"stacks": ("cuda",)}, {"stacks": ("cuda", "rocm")}
+    cuda: dict[str, Any] = {"stacks": ("cuda",)}
+    both: dict[str, Any] = {"stacks": ("cuda", "rocm")}
     rnd = make_round(
         machines=[machine("A"), machine("B"), machine("C", stack="rocm")],
         proposals=[*(proposal(f"X{i}", **cuda) for i in (1, 2, 3)), proposal("Y1", **both)],

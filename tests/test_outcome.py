@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import gc
+from typing import Any
 
 import pytest
 
 import allocopt.outcome as outcome
 from allocopt.generate import generate_round
 from allocopt.outcome import proposal_results
+from allocopt.solution import ProposalResult
 from allocopt.terms import derive
 from allocopt.warmstart import warm_start
 
@@ -25,9 +27,12 @@ def test_results_are_built_with_the_collector_off_and_leave_it_as_found(
     assert units is not None
     collecting: list[bool] = []  # the collector's state as each proposal's result is built
     build = outcome._result
-    monkeypatch.setattr(
-        outcome, "_result", lambda *a, **k: collecting.append(gc.isenabled()) or build(*a, **k)
-    )
+
+    def spied(*args: Any, **kwargs: Any) -> ProposalResult:
+        collecting.append(gc.isenabled())
+        return build(*args, **kwargs)
+
+    monkeypatch.setattr(outcome, "_result", spied)
     was_on = gc.isenabled()
     try:
         (gc.enable if collector_on else gc.disable)()

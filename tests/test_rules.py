@@ -285,7 +285,7 @@ def test_share_maximum_forced(share: float, feasible: bool) -> None:
     ],
 )
 def test_per_proposal_cap(
-    cap: dict[str, float], expected_decision: str, expected_hours: dict[str, int], expected_codes: list[str]
+    cap: dict[str, Any], expected_decision: str, expected_hours: dict[str, int], expected_codes: list[str]
 ) -> None:
     """One proposal's award on a machine stays within the machine's per-proposal caps."""
     rnd = make_round(

@@ -8,6 +8,8 @@ and one award unit worth a fraction f of the request is worth round(10**8 x w x 
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from pydantic import ValidationError
 
@@ -740,7 +742,7 @@ def test_rank_from_the_policy() -> None:
         ({"score": 3.0, "committee_rank": 1}, {"score": 5.0, "committee_rank": 1}, "P-B"),  # why: then score
     ],
 )
-def test_rank_ties(a: dict[str, object], b: dict[str, object], winner: str) -> None:
+def test_rank_ties(a: dict[str, Any], b: dict[str, Any], winner: str) -> None:
     """Room for one of two: the order is committee rank, then score, then id, whatever the input order."""
     loser = "P-B" if winner == "P-A" else "P-A"
     props = {

@@ -666,7 +666,8 @@ def test_pins_honoured() -> None:
     rnd = pins_round()
     sol = hand_solution(rnd, PINNED)
     assert verify(rnd, sol) == []
-    assert sol.result("B").pin is not None and sol.result("B").pin.reason == "conflict"
+    pin = sol.result("B").pin
+    assert pin is not None and pin.reason == "conflict"
 
 
 @pytest.mark.parametrize(
