@@ -22,7 +22,7 @@ from allocopt import explain as ex
 from allocopt.compare import compare, differences_apart_from_timing
 from allocopt.diagnose import diagnostics
 from allocopt.errors import AllocoptError, InfeasibleError, InputError, Problem
-from allocopt.files import check_writable, read_json, read_round, validate_round, write_atomic
+from allocopt.files import check_writable, read_json, read_round, round_files, validate_round, write_atomic
 from allocopt.generate import generate_round, write_round
 from allocopt.model import Progress
 from allocopt.options import SolveOptions
@@ -247,7 +247,7 @@ def solve(
     quiet: bool,
 ) -> None:
     """Solve ROUND under its policy and write the solution file (atomically)."""
-    check_writable(output, (round_file, *((keep_file,) if keep_file else ())))
+    check_writable(output, (*round_files(round_file), *((keep_file,) if keep_file else ())))
     rnd = read_round(round_file)
     keep = Keep.of(read_solution(keep_file), keep_tolerance) if keep_file is not None else None
     options = SolveOptions(
@@ -538,7 +538,7 @@ def explain_command(
 def rank_command(round_file: Path, fmt: str, output: Path | None) -> None:
     """The ranking each review calibration method gives (mean, standardised, model), side by side."""
     if output is not None:
-        check_writable(output, (round_file,))
+        check_writable(output, round_files(round_file))
     rnd = read_round(round_file)
     if not any(p.reviews for p in rnd.proposals):
         raise InputError([Problem(str(round_file), "$.proposals", "no proposal has reviews; add reviews")])
@@ -581,7 +581,7 @@ def stability_command(
 ) -> None:
     """Re-solve ROUND with resampled review scores: each proposal's probability of being funded."""
     if output is not None:
-        check_writable(output, (round_file,))
+        check_writable(output, round_files(round_file))
     rnd = read_round(round_file)
     if not any(p.reviews for p in rnd.proposals):
         raise InputError(

@@ -227,10 +227,14 @@ def check_writable(path: str | Path, inputs: tuple[str | Path, ...] = ()) -> Non
     """Raise ``InputError`` unless an output file can be written at path, and path is none of
     the input files (which are never modified). Commands call it before any long work."""
     path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
+    real = Path(os.path.realpath(path))  # through a symbolic link: the file it points to
+    folder = real.parent
     problem = None
     if path.is_dir():
         problem = "it is a folder; give a file name"
+    elif _special(real):
+        if not os.access(real, os.W_OK):
+            problem = "it is a device or pipe this user cannot write to; write elsewhere"
     elif not folder.is_dir():
         problem = f"its folder {folder} does not exist; create it or write elsewhere"
     elif not os.access(folder, os.W_OK):
@@ -241,11 +245,34 @@ def check_writable(path: str | Path, inputs: tuple[str | Path, ...] = ()) -> Non
         raise InputError([Problem(str(path), "", f"cannot write the output here: {problem}")])
 
 
-def write_atomic(path: str | Path, text: str) -> None:
-    """Write text to path via a temporary file and a rename: all or nothing."""
+def round_files(path: str | Path) -> tuple[Path, ...]:
+    """The round file and the proposal files it names (those it can be read to name): the
+    inputs an output must not overwrite."""
     path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return (path,)
+    entries = data.get("proposals") if isinstance(data, dict) else None
+    named = [path.parent / e for e in entries if isinstance(e, str)] if isinstance(entries, list) else []
+    return (path, *named)
+
+
+def _special(path: Path) -> bool:
+    """A device, pipe or socket (such as /dev/null): written through, never replaced."""
+    return path.exists() and not path.is_file() and not path.is_dir()
+
+
+def write_atomic(path: str | Path, text: str) -> None:
+    """Write text to path via a temporary file and a rename: all or nothing. Through a symbolic
+    link the file it points to is replaced (the link stays); a device or pipe is written to."""
     check_writable(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent or Path("."), prefix=f".{path.name}.", suffix=".tmp")
+    path = Path(os.path.realpath(path))
+    if _special(path):
+        with open(path, "w", encoding="utf-8", newline="\n") as out:
+            out.write(text)
+        return
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     # mkstemp makes the file private; an output file gets the usual permissions instead.
     umask = os.umask(0)
     os.umask(umask)

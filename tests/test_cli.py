@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import random
+import shutil
 import signal
+import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -392,3 +396,41 @@ def test_verify_catches_reasons_that_contradict_the_rules(
     result = run("verify", TINY, str(sol))
     assert result.exit_code == 1
     assert "reason_codes" in result.output and fragment in result.output
+
+
+def test_solve_never_overwrites_a_proposal_file_of_the_round(tmp_path: Path) -> None:
+    """A proposal file the round names is an input too: writing over it is refused (exit 2)."""
+    shutil.copytree(DATA / "split", tmp_path / "split")
+    target = tmp_path / "split" / "proposals" / "P-01.json"
+    original = target.read_text()
+    result = run("solve", str(tmp_path / "split" / "round.json"), "-o", str(target), "-q")
+    assert result.exit_code == 2
+    assert "input files are never overwritten" in result.output
+    assert target.read_text() == original
+
+
+def test_output_through_a_symbolic_link_replaces_the_file_it_points_to(tmp_path: Path) -> None:
+    """The link stays a link; the file it points to gets the solution."""
+    real = tmp_path / "real.json"
+    real.write_text("old\n")
+    link = tmp_path / "link.json"
+    link.symlink_to(real)
+    assert run("solve", TINY, "-o", str(link), "-q").exit_code == 0
+    assert link.is_symlink()
+    assert json.loads(real.read_text())["format"].startswith("allocopt-solution")
+
+
+def test_output_to_a_pipe_writes_through_it(tmp_path: Path) -> None:
+    """`-o` naming a device or pipe (/dev/null, a FIFO) writes to it; it is not replaced by a file."""
+    solution = tmp_path / "tiny.solution.json"
+    assert run("solve", TINY, "-o", str(solution), "-q").exit_code == 0
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received: list[str] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_text()), daemon=True)
+    reader.start()
+    result = run("report", str(solution), "--format", "csv", "-o", str(fifo))
+    reader.join(timeout=30)
+    assert result.exit_code == 0, result.output
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert received and received[0].startswith("id,title,")
