@@ -5,13 +5,9 @@ Layers, each calling only the ones above it in this list:
     model                          the CP-SAT model (the only OR-Tools import)
     solution, outcome, solve       the solution file and how it is built
     verify, report, diagnose       analysis of rounds and solutions
-    cli                            the command line
+    cli                            the command line (started by launch)
+
+Import from the module that does the job (``from allocopt.solve import solve``):
+this file imports nothing, so the command starts, and can be interrupted, before
+the solver loads.
 """
-
-from allocopt.files import read_round
-from allocopt.options import SolveOptions
-from allocopt.round import Round
-from allocopt.solution import Solution
-from allocopt.solve import solve
-
-__all__ = ["Round", "Solution", "SolveOptions", "read_round", "solve"]

@@ -1,3 +1,3 @@
-from allocopt.cli import main
+from allocopt.launch import main
 
 main()

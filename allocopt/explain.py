@@ -23,18 +23,19 @@ import math
 import re
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from functools import cached_property, partial
+from typing import Any
 
 from allocopt.compare import rank_inversions
 from allocopt.errors import AllocoptError
 from allocopt.files import validate_round
 from allocopt.options import SolveOptions
+from allocopt.parallel import run_all
 from allocopt.round import Round
 from allocopt.solution import Decision, ProposalResult, Solution
-from allocopt.solve import solve
+from allocopt.solve import solve_or_stop
 from allocopt.terms import Option, Terms, derive, exact
 
 PER = 1_000_000  # merit per hour is shown per this many reference GPU-hours
@@ -534,7 +535,7 @@ def _funded(make: Callable[[], Round], proposal_id: str, options: SolveOptions) 
     """The re-solve if it funds the proposal, else None (a changed round that is invalid, e.g. a
     pin that no longer holds, or infeasible funds nobody)."""
     try:
-        s = solve(make(), options)
+        s = solve_or_stop(make(), options)
     except AllocoptError:
         return None
     return s if s.result(proposal_id).allocations else None
@@ -574,13 +575,11 @@ def counterfactual(solution: Solution, proposal_id: str, *, parallel: int = 1) -
             "eligible proposals that were not funded"
         )
     if parallel >= 2:
-        with ProcessPoolExecutor(max_workers=2) as pool:
-            by_request = pool.submit(_request_search, solution, proposal_id)
-            by_score = pool.submit(_score_search, solution, proposal_id)
-            (lo, total, best, request_probes), (needed_score, needed, score_probes) = (
-                by_request.result(),
-                by_score.result(),
-            )
+        searches: list[Callable[[], Any]] = [
+            partial(_request_search, solution, proposal_id),
+            partial(_score_search, solution, proposal_id),
+        ]
+        (lo, total, best, request_probes), (needed_score, needed, score_probes) = run_all(searches, 2)
     else:
         lo, total, best, request_probes = _request_search(solution, proposal_id)
         needed_score, needed, score_probes = _score_search(solution, proposal_id)
@@ -665,21 +664,10 @@ def counterfactuals(
     on_done: Callable[[Counterfactual], None] | None = None,
 ) -> list[Counterfactual]:
     """Counterfactuals for several proposals, in parallel processes, in the order asked."""
-    if len(proposal_ids) <= 1 or parallel <= 1:
-        out = []
-        for pid in proposal_ids:
-            out.append(counterfactual(solution, pid, parallel=parallel))
-            if on_done is not None:
-                on_done(out[-1])
-        return out
-    done: dict[str, Counterfactual] = {}
-    with ProcessPoolExecutor(max_workers=parallel) as pool:
-        futures = {pool.submit(counterfactual, solution, pid): pid for pid in proposal_ids}
-        for future in futures:
-            done[futures[future]] = future.result()
-            if on_done is not None:
-                on_done(done[futures[future]])
-    return [done[pid] for pid in proposal_ids]
+    # One proposal: its two searches run in parallel; several: one process per proposal.
+    inner = parallel if len(proposal_ids) <= 1 else 1
+    calls = [partial(counterfactual, solution, pid, parallel=inner) for pid in proposal_ids]
+    return run_all(calls, parallel if len(proposal_ids) > 1 else 1, on_done=on_done)
 
 
 def rejected(solution: Solution) -> list[str]:

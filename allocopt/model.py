@@ -23,6 +23,8 @@ how the neighbourhood search (improve.py) re-solves part of a large round exactl
 from __future__ import annotations
 
 import math
+import signal
+import threading
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -428,8 +430,15 @@ class AllocationModel:
         params.relative_gap_limit = options.gap_limit
         if options.time_limit is not None:
             params.max_time_in_seconds = options.time_limit
-        # CP-SAT catches Ctrl-C itself (catch_sigint_signal) and stops with its best solution.
-        status = solver.solve(self.model, _Incumbents(on_progress))
+        # CP-SAT catches Ctrl-C itself (catch_sigint_signal) and stops with its best solution,
+        # but leaves the process's Ctrl-C handler at the system default (end at once, silently):
+        # Python's is put back, so a later Ctrl-C is a KeyboardInterrupt again.
+        python_handler = signal.getsignal(signal.SIGINT)
+        try:
+            status = solver.solve(self.model, _Incumbents(on_progress))
+        finally:
+            if python_handler is not None and threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGINT, python_handler)
         result = RawResult(
             status=_STATUS.get(status, "unknown"),
             stop_reason="finished",

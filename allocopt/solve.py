@@ -54,6 +54,14 @@ class Keep:
         return cls(awards, solution.provenance.input_sha256, tolerance)
 
 
+def solve_or_stop(rnd: Round, options: SolveOptions) -> Solution:
+    """``solve`` for commands that solve many times: Ctrl-C stops the command, not one solve."""
+    solution = solve(rnd, options)
+    if solution.solver.stop_reason == "interrupted":
+        raise KeyboardInterrupt
+    return solution
+
+
 def solve(
     rnd: Round,
     options: SolveOptions | None = None,
@@ -77,9 +85,10 @@ def solve(
     terms = derive(rnd)
     if terms.problems:
         raise InputError([Problem("round", json_path(loc), msg) for loc, msg in terms.problems])
-    errors = [d.message for d in diagnostics(terms, objective) if d.level == "error"]
-    if errors:
-        raise InfeasibleError(_listed(errors))
+    if any(d.level == "error" for d in diagnostics(terms, objective)):
+        # The quick check counts demand alone; the advice is measured with every other rule in
+        # force, so that following it does not run straight into the next rule.
+        raise InfeasibleError(_listed(_why_infeasible(terms, options, objective)))
 
     rank: RankOut | None = None
     keep_out: KeepOut | None = None
@@ -443,7 +452,11 @@ def _why_infeasible(terms: Terms, options: SolveOptions, objective: str) -> list
     found = conflicts(terms, options, objective)
     out: list[str] = []
     for n, conflict in enumerate(found, 1):
-        head = f"these {len(conflict.rules)} rules cannot all hold together; change any one of them"
+        head = (
+            f"these {len(conflict.rules)} rules cannot all hold together; change any one of them"
+            if len(conflict.rules) > 1
+            else "this rule cannot hold with the others; change it"
+        )
         if len(found) > 1:
             head = f"conflict {n} of {len(found)}: {head}"
         if not conflict.minimal:
@@ -452,11 +465,38 @@ def _why_infeasible(terms: Terms, options: SolveOptions, objective: str) -> list
     if len(found) > 1:
         out.append(f"the round has {len(found)} separate conflicts: resolve each one")
     if out:
-        return out
-    return share_shortfalls(terms, options, objective) or [
-        "the share minimums, pins and caps cannot all hold together; lower a min_share, "
-        "remove a pin or add capacity"
-    ]
+        return out + _below_threshold(terms, out)
+    shortfalls = share_shortfalls(terms, options, objective)
+    return (
+        shortfalls + _below_threshold(terms, shortfalls)
+        if shortfalls
+        else [
+            "the share minimums, pins and caps cannot all hold together; lower a min_share, "
+            "remove a pin or add capacity"
+        ]
+    )
+
+
+def _below_threshold(terms: Terms, conflict_lines: list[str]) -> list[str]:
+    """For each share minimum in a conflict, the group's proposals the score threshold keeps
+    out: another way to meet it."""
+    threshold = terms.round.policy.score_threshold
+    out = []
+    for g in terms.groups.values():
+        if not any(f"the {g.name} minimum share" in line for line in conflict_lines):
+            continue
+        below = [
+            a
+            for a in terms.assessments.values()
+            if a.group_id == g.group_id and any(r.code == "below_threshold" for r in a.ineligible)
+        ]
+        if below:
+            best = max(a.proposal.score for a in below)
+            out.append(
+                f"note: {len(below)} {g.name} proposal(s) score below the score threshold ({threshold:g}; "
+                f"the best of them {best:g}): a score_threshold at or below {best:g} admits them"
+            )
+    return out
 
 
 def _listed(problems: list[str]) -> str:

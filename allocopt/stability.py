@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from typing import Literal
 
 import numpy as np
@@ -27,9 +27,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from allocopt.calibrate import calibrate
 from allocopt.errors import AllocoptError, InfeasibleError
 from allocopt.options import SolveOptions
+from allocopt.parallel import run_all
 from allocopt.round import Round
 from allocopt.solution import Solution
-from allocopt.solve import solve
+from allocopt.solve import solve_or_stop
 
 Draw = Literal["reviews", "model"]
 DECIMALS = 4
@@ -125,27 +126,15 @@ def stability(
     draw: Draw = "reviews",
     parallel: int = 2,
     baseline: Solution | None = None,
-    on_done: Callable[[int], None] | None = None,
+    on_done: Callable[[dict[str, float] | str], None] | None = None,
 ) -> StabilityOut:
     """Solve the round as given and ``samples`` perturbed copies; tally every proposal."""
     rnd = rnd.canonical().model_copy(update={"policy": rnd.policy.model_copy(update={"lottery": None})})
     objective = options.objective or rnd.policy.objective
     options = options.model_copy(update={"objective": objective})
-    base = baseline or solve(rnd, options)
-    jobs = range(samples)
-    results: dict[int, dict[str, float] | str] = {}
-    if parallel <= 1:
-        for k in jobs:
-            results[k] = _solve_sample(rnd, options, k, seed, draw)
-            if on_done is not None:
-                on_done(k)
-    else:
-        with ProcessPoolExecutor(max_workers=parallel) as pool:
-            futures = {k: pool.submit(_solve_sample, rnd, options, k, seed, draw) for k in jobs}
-            for k, future in futures.items():
-                results[k] = future.result()
-                if on_done is not None:
-                    on_done(k)
+    base = baseline or solve_or_stop(rnd, options)
+    calls = [partial(_solve_sample, rnd, options, k, seed, draw) for k in range(samples)]
+    results = dict(enumerate(run_all(calls, parallel, on_done=on_done)))
     awards = [r for _, r in sorted(results.items()) if isinstance(r, dict)]
     failures = [f"sample {k}: {r}" for k, r in sorted(results.items()) if isinstance(r, str)]
     proposals = []
@@ -188,7 +177,7 @@ def stability(
 def _solve_sample(rnd: Round, options: SolveOptions, k: int, seed: int, draw: Draw) -> dict[str, float] | str:
     """Sample k's awards in reference GPU-hours by proposal (funded ones only), or why it failed."""
     try:
-        solution = solve(with_scores(rnd, sample_scores(rnd, k, seed, draw)), options)
+        solution = solve_or_stop(with_scores(rnd, sample_scores(rnd, k, seed, draw)), options)
     except InfeasibleError as exc:
         return f"infeasible: {str(exc).splitlines()[-1].lstrip('- ')}"
     except AllocoptError as exc:

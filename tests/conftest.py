@@ -6,7 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from allocopt import Round, Solution, read_round, solve
+from allocopt.files import read_round
+from allocopt.round import Round
+from allocopt.solution import Solution
+from allocopt.solve import solve
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"

@@ -13,8 +13,11 @@ from typing import Any
 
 import pytest
 
-from allocopt import Round, Solution, SolveOptions, solve
 from allocopt.errors import InfeasibleError
+from allocopt.options import SolveOptions
+from allocopt.round import Round
+from allocopt.solution import Solution
+from allocopt.solve import solve
 from allocopt.verify import verify
 from tests.bruteforce import brute_force, brute_force_rank
 

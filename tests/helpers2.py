@@ -18,9 +18,8 @@ from collections.abc import Mapping, Sequence
 from fractions import Fraction
 from typing import Any
 
-from allocopt import Round, Solution
 from allocopt.files import sha256_of
-from allocopt.round import Proposal
+from allocopt.round import Proposal, Round
 from allocopt.solution import (
     Allocation,
     Decision,
@@ -34,6 +33,7 @@ from allocopt.solution import (
     RankOut,
     RankStep,
     ReasonOut,
+    Solution,
     SolverOut,
     Timing,
 )

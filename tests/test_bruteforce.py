@@ -9,8 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from allocopt import Round, Solution, SolveOptions, solve
 from allocopt.errors import InfeasibleError, InputError
+from allocopt.options import SolveOptions
+from allocopt.round import Round
+from allocopt.solution import Solution
+from allocopt.solve import solve
 from allocopt.verify import verify
 from tests.bruteforce import PinError, best_plan, brute_force, brute_force_rank
 from tests.strategies import policy_rounds, tiny_rounds

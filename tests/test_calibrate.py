@@ -11,11 +11,11 @@ import pytest
 from click.testing import CliRunner, Result
 from scipy.stats import spearmanr
 
-from allocopt import Round, solve
 from allocopt.calibrate import METHODS, calibrate, scored
 from allocopt.cli import cli
 from allocopt.files import validate_round
-from allocopt.round import review_value
+from allocopt.round import Round, review_value
+from allocopt.solve import solve
 from allocopt.terms import derive
 from allocopt.verify import verify
 from tests.conftest import DATA

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from allocopt import Round, Solution, SolveOptions, solve
 from allocopt.cli import cli
 from allocopt.compare import (
     compare,
@@ -22,7 +21,11 @@ from allocopt.compare import (
     satisfaction,
 )
 from allocopt.files import write_atomic
+from allocopt.options import SolveOptions
 from allocopt.report import render_comparison
+from allocopt.round import Round
+from allocopt.solution import Solution
+from allocopt.solve import solve
 from tests.helpers import group, machine, make_round, pin, proposal
 
 

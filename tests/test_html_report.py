@@ -9,11 +9,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from allocopt import Round, Solution, SolveOptions, solve
 from allocopt.cli import cli
 from allocopt.html_report import html_report
+from allocopt.options import SolveOptions
 from allocopt.report import FORMATS, headline, render
-from allocopt.round import Pin
+from allocopt.round import Pin, Round
+from allocopt.solution import Solution
+from allocopt.solve import solve
 from tests.conftest import ROOT
 
 EVIL = "<script>alert(1)</script> \"double\" & 'single'"

@@ -20,12 +20,12 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import allocopt.improve as improve_module
-from allocopt import SolveOptions, solve
 from allocopt.generate import generate_round
 from allocopt.improve import Improved, improve
 from allocopt.model import AllocationModel, OptionKey, Progress
+from allocopt.options import SolveOptions
 from allocopt.round import Round
-from allocopt.solve import _worth
+from allocopt.solve import _worth, solve
 from allocopt.terms import Terms, derive
 from allocopt.warmstart import Relaxation, feasible, lp_units, rounded, warm_start
 from tests.bruteforce import Award, PinError, check_shares, complete_plans

@@ -7,11 +7,12 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from allocopt import Round, Solution, solve
 from allocopt.cli import cli
 from allocopt.compare import proposal_changes
 from allocopt.files import write_atomic
-from allocopt.solve import Keep
+from allocopt.round import Round
+from allocopt.solution import Solution
+from allocopt.solve import Keep, solve
 from allocopt.verify import verify
 
 

@@ -12,11 +12,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import allocopt.rank as rank_module
-from allocopt import Round, SolveOptions, solve
 from allocopt.generate import generate_round
 from allocopt.model import AllocationModel
+from allocopt.options import SolveOptions
 from allocopt.rank import walk
 from allocopt.rankbound import RaiseBounds, next_level
+from allocopt.round import Round
+from allocopt.solve import solve
 from allocopt.terms import derive
 from allocopt.verify import verify
 from tests.strategies import policy_rounds

@@ -14,10 +14,12 @@ from fractions import Fraction
 
 import pytest
 
-from allocopt import Round, Solution, SolveOptions, solve
 from allocopt.explain import APPLICANT_WORDS
 from allocopt.generate import generate_round
-from allocopt.solve import Keep
+from allocopt.options import SolveOptions
+from allocopt.round import Round
+from allocopt.solution import Solution
+from allocopt.solve import Keep, solve
 from allocopt.verify import verify
 from tests.helpers import (
     codes,

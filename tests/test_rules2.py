@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from allocopt import Round, solve
 from allocopt.errors import InfeasibleError, InputError
+from allocopt.round import Round
+from allocopt.solve import solve
 from tests.helpers import (
     assert_infeasible,
     codes,

@@ -10,8 +10,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from allocopt import Round, SolveOptions, solve
 from allocopt.files import validate_round
+from allocopt.options import SolveOptions
+from allocopt.round import Round
+from allocopt.solve import solve
 from allocopt.stability import StabilityOut, draw_order, lot, sample_scores, stability, with_scores
 from allocopt.verify import rank_positions, verify
 from tests.helpers import funded, machine, proposal

@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from allocopt import Round, Solution, SolveOptions
 from allocopt.cli import cli
 from allocopt.errors import InputError
 from allocopt.files import write_atomic
+from allocopt.options import SolveOptions
+from allocopt.round import Round
+from allocopt.solution import Solution
 from allocopt.sweep import Scenario, apply, frontier_rows, parse_knob, run, scenarios
 from tests.conftest import ROOT
 from tests.helpers import group, machine, make_round, proposal

@@ -11,9 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import allocopt.rank as rank_module
-from allocopt import Round, SolveOptions, solve
 from allocopt.generate import generate_round
 from allocopt.model import AllocationModel
+from allocopt.options import SolveOptions
+from allocopt.round import Round
+from allocopt.solve import solve
 from allocopt.terms import Terms, derive
 from allocopt.topup import top_up
 from allocopt.warmstart import feasible

@@ -15,10 +15,12 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 import allocopt.verify as verify_module
-from allocopt import Round, Solution, SolveOptions, read_round, solve
 from allocopt.errors import InfeasibleError, InputError
-from allocopt.round import Machine
-from allocopt.solution import Allocation, Decision, ReasonOut
+from allocopt.files import read_round
+from allocopt.options import SolveOptions
+from allocopt.round import Machine, Round
+from allocopt.solution import Allocation, Decision, ReasonOut, Solution
+from allocopt.solve import solve
 from allocopt.verify import RULES, Violation, fundable, verify
 from allocopt.verify import Option as VOption
 from tests.helpers2 import group, hand_solution, machine, make_round2, option, pin, proposal2, soft_group

@@ -7,12 +7,13 @@ from collections.abc import Callable
 import pytest
 from hypothesis import given, settings
 
-from allocopt import SolveOptions, solve
 from allocopt.generate import generate_round
 from allocopt.model import AllocationModel, RawResult
+from allocopt.options import SolveOptions
 from allocopt.options import SolveOptions as Options
 from allocopt.round import Round
 from allocopt.solution import Solution
+from allocopt.solve import solve
 from allocopt.terms import Terms, derive
 from allocopt.verify import verify
 from allocopt.warmstart import Units, _Builder, feasible, lp_units, merit, rounded, warm_start
