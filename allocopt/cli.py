@@ -8,6 +8,7 @@ allocation was found in time; 2 bad input or bad usage; 3 an internal error
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,15 @@ from allocopt import explain as ex
 from allocopt.compare import compare, differences_apart_from_timing
 from allocopt.diagnose import diagnostics
 from allocopt.errors import AllocoptError, InfeasibleError, InputError, Problem
-from allocopt.files import check_writable, read_json, read_round, round_files, validate_round, write_atomic
+from allocopt.files import (
+    check_folder,
+    check_writable,
+    read_json,
+    read_round,
+    round_files,
+    validate_round,
+    write_atomic,
+)
 from allocopt.generate import generate_round, write_round
 from allocopt.model import Progress
 from allocopt.options import SolveOptions
@@ -38,12 +47,14 @@ from allocopt.report import (
 )
 from allocopt.review_report import FORMATS as REVIEW_FORMATS
 from allocopt.review_report import render_ranking, render_stability
+from allocopt.round import FORMAT as ROUND_FORMAT
 from allocopt.round import Proposal, Round, json_path
-from allocopt.solution import Solution
+from allocopt.solution import FORMAT as SOLUTION_FORMAT
+from allocopt.solution import STOPPED_BY, Solution
 from allocopt.solve import Keep
 from allocopt.solve import solve as solve_round
 from allocopt.stability import stability as run_stability
-from allocopt.sweep import frontier_rows, parse_knob, scenarios
+from allocopt.sweep import check_paths, frontier_rows, parse_knob, scenarios
 from allocopt.sweep import run as run_sweep
 from allocopt.terms import derive
 from allocopt.verify import verify as verify_solution
@@ -79,6 +90,16 @@ def progress_bar(shown: object = True) -> bars.Progress:
     )
 
 
+class Number(click.FloatRange):
+    """A float option in a range; NaN and infinity are refused (they pass a range check)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
 class Failed(Exception):
     """Stop a command with this exit code (messages were already printed)."""
 
@@ -90,7 +111,7 @@ def work_limit_option(text: str) -> Callable[[Any], Any]:
     """--work-limit, shared by the commands that solve."""
     return click.option(
         "--work-limit",
-        type=click.FloatRange(min=0, min_open=True),
+        type=Number(min=0, min_open=True),
         default=SolveOptions().work_limit,
         show_default=True,
         help=text,
@@ -101,7 +122,7 @@ def gap_limit_option(text: str) -> Callable[[Any], Any]:
     """--gap-limit, shared by the commands that solve."""
     return click.option(
         "--gap-limit",
-        type=click.FloatRange(min=0, max=1, max_open=True),
+        type=Number(min=0, max=1, max_open=True),
         default=SolveOptions().gap_limit,
         show_default=True,
         help=text,
@@ -117,6 +138,17 @@ def output_option(what: str) -> Callable[[Any], Any]:
         default=None,
         help=f"Write {what} to this file instead of the screen.",
     )
+
+
+_BY_SUFFIX = {".json": "json", ".csv": "csv", ".md": "markdown", ".html": "html", ".htm": "html"}
+
+
+def chosen_format(fmt: str, output: Path | None, choices: tuple[str, ...]) -> str:
+    """The --format given, else the one the output file's suffix names (-o st.json: json),
+    else the default."""
+    given = click.get_current_context().get_parameter_source("fmt") != click.core.ParameterSource.DEFAULT
+    by_suffix = _BY_SUFFIX.get(output.suffix.lower()) if output is not None else None
+    return by_suffix if not given and by_suffix in choices else fmt
 
 
 def emit(text: str, output: Path | None) -> None:
@@ -193,7 +225,7 @@ def validate(round_file: Path) -> None:
 @gap_limit_option("Stop once proven within this relative gap of the best possible; 0: prove optimality.")
 @click.option(
     "--time-limit",
-    type=click.FloatRange(min=0, min_open=True),
+    type=Number(min=0, min_open=True),
     default=None,
     help="Wall-clock safety cap in seconds; a solve it stops may not reproduce.",
 )
@@ -220,7 +252,7 @@ def validate(round_file: Path) -> None:
 )
 @click.option(
     "--keep-tolerance",
-    type=click.FloatRange(min=0, max=1),
+    type=Number(min=0, max=1),
     default=0.0,
     show_default=True,
     help="With --keep: merit may fall this fraction below the best found (0.001 = 0.1 %).",
@@ -248,8 +280,25 @@ def solve(
 ) -> None:
     """Solve ROUND under its policy and write the solution file (atomically)."""
     check_writable(output, (*round_files(round_file), *((keep_file,) if keep_file else ())))
+    if keep_file is None and keep_tolerance:
+        raise click.UsageError("--keep-tolerance needs --keep: the previous solution to stay close to")
     rnd = read_round(round_file)
-    keep = Keep.of(read_solution(keep_file), keep_tolerance) if keep_file is not None else None
+    keep = None
+    if keep_file is not None:
+        previous = read_solution(keep_file)
+        if previous.round_id != rnd.id:
+            # A new version of the same round is the point of --keep; another round is a mistake.
+            raise InputError(
+                [
+                    Problem(
+                        str(keep_file),
+                        "$.round_id",
+                        f"is a solution of round '{previous.round_id}', not of '{rnd.id}'; "
+                        "keep a solution of this round",
+                    )
+                ]
+            )
+        keep = Keep.of(previous, keep_tolerance)
     options = SolveOptions(
         objective=objective,
         workers=workers,
@@ -293,7 +342,7 @@ def solve(
         say(f"Wrote {output}")
         if solution.solver.stop_reason in ("time_limit", "interrupted"):
             warn(
-                f"warning: the solve was stopped by the {solution.solver.stop_reason.replace('_', ' ')}: "
+                f"warning: the solve was stopped by {STOPPED_BY[solution.solver.stop_reason]}: "
                 "this is the best allocation found so far and may not reproduce"
             )
 
@@ -304,7 +353,7 @@ def solve(
 def verify(round_file: Path, solution_file: Path) -> None:
     """Recheck every rule and the objective of SOLUTION against ROUND, independently of the solver."""
     rnd = read_round(round_file)
-    solution = read_solution(solution_file)
+    solution = read_solution(solution_file, names_checked=False)
     violations = verify_solution(rnd, solution)
     if violations:
         for v in violations:
@@ -326,7 +375,9 @@ def report(solution_file: Path, fmt: str, output: Path | None) -> None:
     if output is not None:
         check_writable(output, (solution_file,))
     solution = read_solution(solution_file)
-    text = render(solution, fmt, width=screen_width() if output is None else 140)
+    text = render(
+        solution, chosen_format(fmt, output, FORMATS), width=screen_width() if output is None else 140
+    )
     emit(text, output)
 
 
@@ -368,7 +419,11 @@ def compare_command(solution_files: tuple[Path, ...], fmt: str, output: Path | N
     comparison = compare(solutions, [path.name for path in solution_files])
     for w in comparison.warnings:
         warn(f"warning: {w}")
-    text = render_comparison(comparison, fmt, width=screen_width() if output is None else 140)
+    text = render_comparison(
+        comparison,
+        chosen_format(fmt, output, COMPARE_FORMATS),
+        width=screen_width() if output is None else 140,
+    )
     emit(text, output)
 
 
@@ -407,11 +462,17 @@ def sweep(
     rnd = read_round(round_file)
     try:
         knobs = [parse_knob(v) for v in varies]
-        count = len(scenarios(knobs))
+        planned = scenarios(knobs)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
+    check_paths(rnd, knobs, str(round_file))
+    count = len(planned)
     out_dir = out_dir or Path(f"sweep-{rnd.id}")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    check_folder(out_dir, {f"{s.slug}.solution.json" for s in planned})
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError([Problem(str(out_dir), "", f"cannot create the folder ({exc.strerror})")]) from None
     options = SolveOptions(work_limit=work_limit, gap_limit=gap_limit)
     with progress_bar() as bar:
         task = bar.add_task("solving scenarios", total=count)
@@ -507,6 +568,7 @@ def explain_command(
         if wanted is not None and wanted not in {r.id for r in solution.proposals}:
             raise click.UsageError(f"no proposal '{wanted}' in {solution_file}")
     one = applicant_id or proposal_id
+    fmt = chosen_format(fmt, output, ("text", "json"))
     if counterfactuals and one is not None and solution.result(one).decision.value != "not_funded":
         raise click.UsageError(f"{one} is not an eligible proposal left unfunded: no counterfactual to find")
     targets = ([one] if one is not None else ex.rejected(solution)) if counterfactuals else []
@@ -542,7 +604,7 @@ def rank_command(round_file: Path, fmt: str, output: Path | None) -> None:
     rnd = read_round(round_file)
     if not any(p.reviews for p in rnd.proposals):
         raise InputError([Problem(str(round_file), "$.proposals", "no proposal has reviews; add reviews")])
-    text = render_ranking(rnd, fmt, width=screen_width())
+    text = render_ranking(rnd, chosen_format(fmt, output, REVIEW_FORMATS), width=screen_width())
     emit(text, output)
 
 
@@ -605,7 +667,7 @@ def stability_command(
             parallel=parallel,
             on_done=lambda _: bar.advance(task),
         )
-    text = render_stability(result, fmt, width=screen_width())
+    text = render_stability(result, chosen_format(fmt, output, REVIEW_FORMATS), width=screen_width())
     if output is not None:
         write_atomic(output, text)
         say(
@@ -624,11 +686,22 @@ def schema(what: str) -> None:
     click.echo(json.dumps(model.model_json_schema(), indent=2))
 
 
-def read_solution(path: Path) -> Solution:
-    """Read a solution file; problems are reported like a round file's."""
+def read_solution(path: Path, *, names_checked: bool = True) -> Solution:
+    """Read a solution file; problems are reported like a round file's. Unless names_checked is
+    off (verify reports such things as violations), every id it names must be in its round."""
     data = read_json(path)
     if not isinstance(data, dict):
         raise InputError([Problem(str(path), "$", "a solution file must hold a JSON object")])
+    if data.get("format") != SOLUTION_FORMAT and "input" not in data:
+        # Not a solution at all: one line, not one per missing field.
+        what = (
+            "a round file"
+            if data.get("format") == ROUND_FORMAT or "machines" in data
+            else "not a solution file"
+        )
+        raise InputError(
+            [Problem(str(path), "$", f"this is {what}; give a solution file that `allocopt solve` wrote")]
+        )
     try:
         solution = Solution.model_validate_json(json.dumps(data), strict=False)
     except ValidationError as exc:
@@ -639,6 +712,14 @@ def read_solution(path: Path) -> Solution:
             ]
         ) from None
     validate_round(data["input"], f"{path} (embedded round)")
+    unknown = solution.unknown_ids() if names_checked else []
+    if unknown:
+        raise InputError(
+            [
+                Problem(str(path), loc, f"{message} in the round it embeds; the file was edited: solve again")
+                for loc, message in unknown
+            ]
+        )
     return solution
 
 

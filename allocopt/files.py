@@ -13,6 +13,7 @@ import json
 import math
 import os
 import tempfile
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +60,8 @@ def read_json(path: Path, shown: str | None = None) -> Any:
     except OSError as exc:
         raise InputError([Problem(shown, "", f"cannot be read ({exc.strerror})")]) from None
     try:
-        return json.loads(text)
+        data = json.loads(text, object_pairs_hook=_Object.of)
+        repeated = _repeated_keys(data, ())
     except RecursionError:
         raise InputError(
             [Problem(shown, "", "is nested too deeply to be a round or solution file")]
@@ -74,6 +76,41 @@ def read_json(path: Path, shown: str | None = None) -> Any:
                 )
             ]
         ) from None
+    if repeated:
+        raise InputError(
+            [
+                Problem(shown, json_path(loc), "this key appears twice in one object; keep one")
+                for loc in repeated
+            ]
+        )
+    return data
+
+
+class _Object(dict[str, Any]):
+    """A parsed JSON object that remembers keys it held twice (json keeps the last silently)."""
+
+    repeated: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, pairs: list[tuple[str, Any]]) -> _Object:
+        obj = cls(pairs)
+        if len(obj) < len(pairs):
+            counts = Counter(k for k, _ in pairs)
+            obj.repeated = tuple(k for k in obj if counts[k] > 1)
+        return obj
+
+
+def _repeated_keys(data: Any, loc: Loc) -> list[Loc]:
+    """The path of every key a JSON object held twice."""
+    found: list[Loc] = []
+    if isinstance(data, _Object):
+        found += [(*loc, key) for key in data.repeated]
+        for key, value in data.items():
+            found += _repeated_keys(value, (*loc, key))
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            found += _repeated_keys(value, (*loc, i))
+    return found
 
 
 def read_round(path: str | Path) -> Round:
@@ -241,6 +278,31 @@ def check_writable(path: str | Path, inputs: tuple[str | Path, ...] = ()) -> Non
         problem = f"its folder {folder} is not writable; write elsewhere"
     elif any(Path(i).exists() and path.exists() and path.samefile(i) for i in inputs):
         problem = "it is an input of this command, and input files are never overwritten; write elsewhere"
+    if problem is not None:
+        raise InputError([Problem(str(path), "", f"cannot write the output here: {problem}")])
+
+
+def check_folder(path: str | Path, solutions: set[str]) -> None:
+    """Raise ``InputError`` unless an output folder can be made or used at path for a set of
+    solution files: it must not be a file, must be writable, and must hold no other solution
+    files (an earlier run's would be read as this run's). Nothing is deleted."""
+    path = Path(path)
+    problem = None
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if path.exists() and not path.is_dir():
+        problem = "it is a file, not a folder; give a folder name"
+    elif not os.access(existing, os.W_OK):
+        problem = f"{existing} is not writable; write elsewhere"
+    elif path.is_dir():
+        stale = sorted(f.name for f in path.glob("*.solution.json") if f.name not in solutions)
+        if stale:
+            problem = (
+                f"it holds {len(stale)} solution file(s) of an earlier run ({', '.join(stale[:3])}"
+                f"{', ...' if len(stale) > 3 else ''}), which would be mixed with this run's; "
+                "give another folder or remove them"
+            )
     if problem is not None:
         raise InputError([Problem(str(path), "", f"cannot write the output here: {problem}")])
 

@@ -118,7 +118,15 @@ class Ledger:
             after = self.group_ref[g.group_id] + ref
             if g.max_share < 1 and after > g.max_share * basis_after:
                 kind = "soft maximum (each hour over costs merit)" if g.soft else "maximum"
-                out.append(("share_max", f"the {g.name} share is at its {float(g.max_share):.0%} {kind}"))
+                basis_now = self.terms.total_ref if self.terms.share_basis == "capacity" else self.awarded_ref
+                now = float(self.group_ref[g.group_id] / basis_now) if basis_now else 0.0
+                out.append(
+                    (
+                        "share_max",
+                        f"the {g.name} share is {now:.1%}; {float(ref):,.0f} more reference GPU-h would "
+                        f"pass its {float(g.max_share):.0%} {kind}",
+                    )
+                )
         if self.terms.share_basis == "awarded":
             # Under the 'awarded' basis, more hours for one group lower every other group's share.
             for g in self.terms.groups.values():

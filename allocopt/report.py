@@ -122,8 +122,10 @@ def proposal_rows(solution: Solution) -> list[dict[str, Any]]:
             "group": r.group or "",
             "score": r.score,
             "decision": r.decision.value,
-            "machine": ", ".join(names[a.machine] for a in r.allocations),
-            "gpu_hours": sum(a.gpu_hours for a in r.allocations),
+            "machine": " + ".join(names[a.machine] for a in r.allocations),
+            # GPU-hours of different machines do not add up: a split award has no single figure.
+            "gpu_hours": sum(a.gpu_hours for a in r.allocations) if len(r.allocations) <= 1 else "",
+            "gpu_hours_by_machine": "; ".join(f"{a.machine}={a.gpu_hours}" for a in r.allocations),
             "reference_gpu_hours": r.reference_gpu_hours,
             "requested_reference_gpu_hours": r.requested_reference_gpu_hours,
             "fraction_of_request": r.fraction_of_request,
@@ -141,6 +143,12 @@ def proposal_rows(solution: Solution) -> list[dict[str, Any]]:
             )
         rows.append(row)
     return rows
+
+
+def _hours(row: dict[str, Any]) -> str:
+    """The award's GPU-hours, per machine in the order of the machine column when split."""
+    parts = [part.rsplit("=", 1)[1] for part in row["gpu_hours_by_machine"].split("; ") if part]
+    return " + ".join(f"{int(h):,}" for h in parts)
 
 
 def _score(row: dict[str, Any]) -> str:
@@ -235,8 +243,8 @@ def proposals_table(solution: Solution) -> Table:
             _score(row),
             _DECISION_WORDS[Decision(row["decision"])],
             escape(row["machine"]),
-            f"{row['gpu_hours']:,}" if row["gpu_hours"] else "",
-            f"{row['fraction_of_request']:.0%}" if row["gpu_hours"] else "",
+            _hours(row),
+            f"{row['fraction_of_request']:.0%}" if row["reference_gpu_hours"] else "",
             escape(_with_pin(row)),
         )
     return table
@@ -312,7 +320,7 @@ def markdown(solution: Solution) -> str:
                 _score(r),
                 _DECISION_WORDS[Decision(r["decision"])],
                 r["machine"],
-                f"{r['gpu_hours']:,}" if r["gpu_hours"] else "",
+                _hours(r),
                 f"{r['fraction_of_request']:.0%}",
                 _with_pin(r),
             )

@@ -386,6 +386,29 @@ class Solution(Out):
     )
     input: Round = Field(description="The canonical round that was solved.")
 
+    def unknown_ids(self) -> list[tuple[str, str]]:
+        """(JSON path, message) for every proposal, machine or share group the solution names
+        that its own embedded round lacks: such a file was edited or assembled by hand."""
+        proposals = [p.id for p in self.input.proposals]
+        machines = {m.id for m in self.input.machines}
+        groups = {g.id for g in self.input.policy.share_groups}
+        found = []
+        if sorted(r.id for r in self.proposals) != sorted(proposals):
+            found.append(("$.proposals", "does not list each proposal of the embedded round exactly once"))
+        for i, r in enumerate(self.proposals):
+            for j, a in enumerate(r.allocations):
+                if a.machine not in machines:
+                    found.append((f"$.proposals[{i}].allocations[{j}].machine", f"no machine '{a.machine}'"))
+            if r.group is not None and r.group not in groups:
+                found.append((f"$.proposals[{i}].group", f"no share group '{r.group}'"))
+        for i, m in enumerate(self.metrics.machines):
+            if m.id not in machines:
+                found.append((f"$.metrics.machines[{i}].id", f"no machine '{m.id}'"))
+        for i, g in enumerate(self.metrics.groups):
+            if g.id not in groups:
+                found.append((f"$.metrics.groups[{i}].id", f"no share group '{g.id}'"))
+        return found
+
     def result(self, proposal_id: str) -> ProposalResult:
         for r in self.proposals:
             if r.id == proposal_id:

@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from functools import partial
 from typing import Any
 
 from allocopt.compare import rank_inversions
 from allocopt.errors import AllocoptError, InfeasibleError, InputError, Problem
 from allocopt.files import validate_round
 from allocopt.options import SolveOptions
+from allocopt.parallel import run_all
 from allocopt.round import Round
 from allocopt.solution import Solution
-from allocopt.solve import solve
+from allocopt.solve import solve_or_stop
 
 MAX_SCENARIOS = 200
 
@@ -97,6 +98,14 @@ def scenarios(knobs: list[Knob]) -> list[Scenario]:
     return [Scenario(tuple(zip((k.path for k in knobs), combo, strict=True))) for combo in combos]
 
 
+def check_paths(rnd: Round, knobs: list[Knob], shown: str) -> None:
+    """Raise ``InputError`` for a knob whose path names nothing settable, before any solving."""
+    data = rnd.model_dump(mode="json")
+    for knob in knobs:
+        if knob.path != "objective":
+            _set(data, knob.path, knob.values[0], shown)
+
+
 def apply(rnd: Round, scenario: Scenario, shown: str) -> tuple[Round, str | None]:
     """The round with the scenario's values set (validated), and its objective if it sets one."""
     data = rnd.model_dump(mode="json")
@@ -127,20 +136,13 @@ def run(
         except InputError as exc:
             # A value the round's rules do not accept is that scenario's outcome, not the sweep's end.
             outcomes[scenario] = Outcome(scenario, None, "invalid: " + exc.problems[0].message)
-    order = scenarios(knobs)
-    with ProcessPoolExecutor(max_workers=max(1, parallel)) as pool:
-        futures = {
-            pool.submit(
-                _solve_one, scenario, r, options.model_copy(update={"objective": obj} if obj else {})
-            ): scenario
-            for scenario, r, obj in jobs
-        }
-        for future in futures:
-            outcome = future.result()
-            outcomes[futures[future]] = outcome
-            if on_done is not None:
-                on_done(outcome)
-    return [outcomes[s] for s in order]
+    calls = [
+        partial(_solve_one, scenario, r, options.model_copy(update={"objective": obj} if obj else {}))
+        for scenario, r, obj in jobs
+    ]
+    for outcome in run_all(calls, parallel, on_done=on_done):
+        outcomes[outcome.scenario] = outcome
+    return [outcomes[s] for s in scenarios(knobs)]
 
 
 def frontier_rows(outcomes: list[Outcome]) -> list[dict[str, Any]]:
@@ -175,9 +177,11 @@ def frontier_rows(outcomes: list[Outcome]) -> list[dict[str, Any]]:
 
 def _solve_one(scenario: Scenario, rnd: Round, options: SolveOptions) -> Outcome:
     try:
-        return Outcome(scenario, solve(rnd, options))
+        return Outcome(scenario, solve_or_stop(rnd, options))
     except InfeasibleError as exc:
-        return Outcome(scenario, None, f"infeasible: {str(exc).splitlines()[-1].lstrip('- ')}")
+        lines = str(exc).splitlines()
+        rule = next((li for li in lines if li.startswith("    ")), lines[-1])  # the first rule named
+        return Outcome(scenario, None, f"infeasible: {rule.strip().lstrip('- ')}")
     except AllocoptError as exc:
         return Outcome(scenario, None, str(exc))
 

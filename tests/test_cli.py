@@ -183,7 +183,7 @@ def test_ctrl_c_writes_the_best_solution_so_far(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [
             *(sys.executable, "-m", "allocopt", "solve", str(rnd), "-o", str(out)),
-            *("--work-limit", "10000", "--gap-limit", "0", "-q"),
+            *("--work-limit", "10000", "--gap-limit", "0"),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -195,6 +195,7 @@ def test_ctrl_c_writes_the_best_solution_so_far(tmp_path: Path) -> None:
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 0, stderr
     assert "Traceback" not in stderr
+    assert "warning: the solve was stopped by Ctrl-C: this is the best allocation found so far" in stderr
     data = json.loads(out.read_text())
     assert data["solver"]["stop_reason"] == "interrupted"
     assert data["solver"]["status"] == "feasible"
@@ -434,3 +435,144 @@ def test_output_to_a_pipe_writes_through_it(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)
     assert received and received[0].startswith("id,title,")
+
+
+def _solved_tiny(tmp_path: Path) -> Path:
+    out = tmp_path / "tiny.solution.json"
+    assert run("solve", TINY, "-o", str(out), "-q").exit_code == 0
+    return out
+
+
+@pytest.mark.parametrize("option", ["--work-limit", "--gap-limit", "--time-limit"])
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_limits_must_be_finite_numbers(tmp_path: Path, option: str, value: str) -> None:
+    """NaN passes a range check; it used to end in an internal error. Now it is a usage error."""
+    result = run("solve", TINY, "-o", str(tmp_path / "x.json"), option, value)
+    assert result.exit_code == 2
+    assert f"Invalid value for '{option}'" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_report_of_a_round_file_says_so_in_one_line() -> None:
+    result = run("report", TINY)
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        f"error: {TINY}: $: this is a round file; give a solution file that `allocopt solve` wrote"
+    ]
+
+
+def test_a_solution_naming_a_machine_its_round_lacks_is_bad_input(tmp_path: Path) -> None:
+    """report and explain refuse it in one line (it used to be an internal error); verify
+    reports it as a violation."""
+    data = json.loads(_solved_tiny(tmp_path).read_text())
+    awarded = next(r for r in data["proposals"] if r["allocations"])
+    awarded["allocations"][0]["machine"] = "nosuch"
+    edited = tmp_path / "edited.json"
+    edited.write_text(json.dumps(data))
+    for command in ("report", "explain"):
+        result = run(command, str(edited))
+        assert result.exit_code == 2, result.output
+        assert "allocations[0].machine: no machine 'nosuch' in the round it embeds" in result.output
+    result = run("verify", TINY, str(edited))
+    assert result.exit_code == 1
+    assert "not in the round" in result.output
+
+
+def test_keep_refuses_a_solution_of_another_round(tmp_path: Path) -> None:
+    previous = _solved_tiny(tmp_path)
+    data = json.loads(Path(TINY).read_text())
+    data["id"] = "another-round"
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(data))
+    result = run("solve", str(other), "-o", str(tmp_path / "x.json"), "--keep", str(previous))
+    assert result.exit_code == 2
+    assert "is a solution of round 'tiny-2026', not of 'another-round'" in result.output
+    result = run("solve", TINY, "-o", str(tmp_path / "x.json"), "--keep-tolerance", "0.01")
+    assert result.exit_code == 2
+    assert "--keep-tolerance needs --keep" in result.output
+
+
+def test_sweep_checks_its_knobs_and_folder_before_solving(tmp_path: Path) -> None:
+    """A knob that names nothing, a file where the folder should be, or a folder holding another
+    sweep's solutions: exit 2 before any solving, nothing written or deleted."""
+    knob = "policy.share_groups.startups.min_share"
+    result = run("sweep", TINY, "--vary", "nosuch.key=1,2", "-o", str(tmp_path / "s"))
+    assert result.exit_code == 2
+    assert "--vary nosuch.key: no field 'nosuch' there" in result.output
+    assert not (tmp_path / "s").exists()
+    a_file = tmp_path / "afile"
+    a_file.write_text("")
+    result = run("sweep", TINY, "--vary", f"{knob}=0.1,0.2", "-o", str(a_file))
+    assert result.exit_code == 2 and "not a folder" in result.output
+    folder = tmp_path / "sweep"
+    assert run("sweep", TINY, "--vary", f"{knob}=0.1,0.2", "-o", str(folder)).exit_code == 0
+    assert run("sweep", TINY, "--vary", f"{knob}=0.1,0.2", "-o", str(folder)).exit_code == 0  # again
+    result = run("sweep", TINY, "--vary", f"{knob}=0.15", "-o", str(folder))
+    assert result.exit_code == 2
+    assert "2 solution file(s) of an earlier run" in result.output
+    assert sorted(p.name for p in folder.glob("*.solution.json")) == [
+        "min_share-0.1.solution.json",
+        "min_share-0.2.solution.json",
+    ]
+
+
+def test_duplicate_keys_in_a_solution_file_are_refused(tmp_path: Path) -> None:
+    text = _solved_tiny(tmp_path).read_text()
+    doubled = tmp_path / "doubled.json"
+    doubled.write_text(
+        text.replace('"round_id": "tiny-2026",', '"round_id": "tiny-2026", "round_id": "x",', 1)
+    )
+    result = run("report", str(doubled))
+    assert result.exit_code == 2
+    assert "$.round_id: this key appears twice in one object; keep one" in result.output
+
+
+def _interrupt_group(args: list[str], after: float, cwd: Path) -> tuple[int, str]:
+    """Run allocopt in its own process group, send Ctrl-C to the whole group (as a terminal does)
+    after some seconds; the exit code and what it printed on stderr."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "allocopt", *args],
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    time.sleep(after)
+    assert proc.poll() is None, "the command ended before it could be interrupted"
+    os.killpg(proc.pid, signal.SIGINT)
+    _, stderr = proc.communicate(timeout=30)
+    time.sleep(0.5)
+    with pytest.raises(ProcessLookupError):  # no worker of the group is left running
+        os.killpg(proc.pid, 0)
+    return proc.returncode, stderr
+
+
+def test_ctrl_c_while_starting_up_is_one_line(tmp_path: Path) -> None:
+    code, stderr = _interrupt_group(["validate", TINY], 0.2, tmp_path)
+    assert code == 1
+    assert stderr.strip() == "interrupted before there was anything to write; nothing was written"
+
+
+def test_ctrl_c_stops_a_stability_run_and_its_workers(tmp_path: Path) -> None:
+    """Before, the first solve left Ctrl-C at the system default: the command died silently and
+    its workers went on solving."""
+    from allocopt.generate import generate_round, write_round
+
+    write_round(generate_round(300, 8, 1, reviews=True), tmp_path / "r.json")
+    code, stderr = _interrupt_group(["stability", "r.json", "--samples", "50"], 9, tmp_path)
+    assert code == 1, stderr
+    assert "Traceback" not in stderr
+    assert "nothing was written" in stderr
+
+
+def test_output_suffix_chooses_the_format_unless_one_is_given(tmp_path: Path) -> None:
+    solution = str(_solved_tiny(tmp_path))
+    assert run("report", solution, "-o", str(tmp_path / "r.json")).exit_code == 0
+    assert json.loads((tmp_path / "r.json").read_text())["round_id"] == "tiny-2026"
+    assert run("report", solution, "-o", str(tmp_path / "r.csv")).exit_code == 0
+    assert (tmp_path / "r.csv").read_text().startswith("id,")
+    assert run("report", solution, "--format", "table", "-o", str(tmp_path / "t.json")).exit_code == 0
+    assert not (tmp_path / "t.json").read_text().lstrip().startswith("{")
+    assert run("explain", solution, "-o", str(tmp_path / "e.json")).exit_code == 0
+    json.loads((tmp_path / "e.json").read_text())

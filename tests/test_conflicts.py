@@ -8,10 +8,12 @@ from typing import Any
 
 import pytest
 
-from allocopt import Round, SolveOptions, solve
 from allocopt.diagnose import conflicting_rules, conflicts
 from allocopt.errors import InfeasibleError
 from allocopt.files import validate_round
+from allocopt.options import SolveOptions
+from allocopt.round import Round
+from allocopt.solve import solve
 from allocopt.terms import derive
 from tests.conftest import ROOT
 
@@ -141,3 +143,30 @@ def test_fixing_one_rule_per_conflict_is_needed(fix_pins: bool, fix_floor: bool,
     else:
         with pytest.raises(InfeasibleError):
             solve(round_of(data))
+
+
+def test_advice_for_a_minimum_demand_cannot_fill_is_measured_with_every_rule() -> None:
+    """Start-ups demand alone would allow 35.7 %; the machines' commercial caps and the group's
+    own 50 % maximum allow less. The advice is the measured figure, and following it solves
+    (the demand figure, 0.3571, used to lead straight into the next conflict)."""
+    data = tiny_data()
+    startups = data["policy"]["share_groups"][1]
+    startups["min_share"], startups["max_share"] = 0.4, 0.5
+    with pytest.raises(InfeasibleError) as caught:
+        solve(round_of(data))
+    message = str(caught.value)
+    assert "this rule cannot hold with the others; change it" in message
+    advised = float(message.rsplit("lower its min_share to ", 1)[1].split()[0])
+    assert advised < 0.3571
+    startups["min_share"] = advised
+    assert solve(round_of(data)).solver.status in ("optimal", "feasible")
+
+
+def test_a_score_threshold_that_keeps_a_group_out_is_named() -> None:
+    data = tiny_data()
+    data["policy"]["score_threshold"] = 6  # above every score
+    with pytest.raises(InfeasibleError) as caught:
+        solve(round_of(data))
+    message = str(caught.value)
+    assert "5 Science proposal(s) score below the score threshold (6; the best of them 4.8)" in message
+    assert "a score_threshold at or below 4.2 admits them" in message  # the start-ups' best

@@ -12,7 +12,6 @@ from click.testing import CliRunner
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from allocopt import Round, Solution, SolveOptions, read_round, solve
 from allocopt.cli import cli, solution_json
 from allocopt.compare import rank_inversions
 from allocopt.errors import InfeasibleError, InputError
@@ -31,6 +30,11 @@ from allocopt.explain import (
     reserve_lists,
     scaled_round,
 )
+from allocopt.files import read_round
+from allocopt.options import SolveOptions
+from allocopt.round import Round
+from allocopt.solution import Solution
+from allocopt.solve import solve
 from allocopt.verify import verify
 from tests.conftest import ROOT
 from tests.helpers import group, machine, make_round, pin, proposal
@@ -128,7 +132,9 @@ def test_share_max_relaxed_funds_the_proposal() -> None:
 
     s = checked(round_with(0.1))
     assert s.result("S").decision.value == "not_funded"
-    assert "Group startups share is at its 10% maximum" in reasons(s, "S")["share_max"]
+    assert "Group startups share is 0.0%; 2,000 more reference GPU-h would pass its 10% maximum" in (
+        reasons(s, "S")["share_max"]
+    )
     assert causes(s) == {("S", "A"): "share_bound"}
     assert checked(round_with(0.2)).result("S").allocations
 

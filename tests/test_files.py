@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from allocopt.errors import InputError
-from allocopt.files import canonical_json, read_round, sha256_of, write_atomic
+from allocopt.files import canonical_json, check_folder, read_round, sha256_of, write_atomic
 from tests.conftest import DATA, ROOT
 
 BAD = DATA / "bad"
@@ -43,6 +43,7 @@ BAD = DATA / "bad"
         ("option_machine_twice", "$.proposals[0].request.machine_options[1].machine", "listed twice"),
         ("exclusive_unknown_proposal", "$.policy.exclusive[0].proposals", "unknown proposal 'P-99'"),
         ("exclude_pin_with_machine", "$.policy.pins[0]", "takes no machine"),
+        ("duplicate_key", "$.machines[1].gpu_hours", "appears twice"),  # JSON would keep the last
     ],
 )
 def test_bad_file_is_reported_with_file_path_and_fix(name: str, path: str, fragment: str) -> None:
@@ -149,3 +150,19 @@ def test_hours_beyond_a_trillion_are_bad_input(tmp_path: Path) -> None:
     with pytest.raises(InputError) as caught:
         read_round(file)
     assert [p.path for p in caught.value.problems] == ["$.proposals[0].request.reference_gpu_hours"]
+
+
+def test_check_folder_refuses_a_file_and_an_earlier_runs_solutions(tmp_path: Path) -> None:
+    """An output folder must be a folder, and hold no solution files this run would not write."""
+    a_file = tmp_path / "afile"
+    a_file.write_text("")
+    with pytest.raises(InputError, match="not a folder"):
+        check_folder(a_file, set())
+    check_folder(tmp_path / "new" / "deeper", {"a.solution.json"})  # to be created: fine
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    (earlier / "a.solution.json").write_text("{}")
+    check_folder(earlier, {"a.solution.json"})  # the same run again replaces its own files
+    with pytest.raises(InputError, match=r"1 solution file\(s\) of an earlier run \(a.solution.json\)"):
+        check_folder(earlier, {"b.solution.json"})
+    assert (earlier / "a.solution.json").exists()  # nothing is deleted

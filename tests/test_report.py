@@ -9,8 +9,10 @@ import json
 
 import pytest
 
-from allocopt import Round, Solution, solve
 from allocopt.report import render
+from allocopt.round import Round
+from allocopt.solution import Solution
+from allocopt.solve import solve
 
 
 def hostile(tiny: Round) -> Solution:
@@ -92,3 +94,27 @@ def test_every_report_carries_the_explanations(tiny_solution: Solution, fmt: str
     assert f"{ex.inversion_count} pair(s)" in flat
     for res in ex.reserves:
         assert res.name in flat
+
+
+def test_a_split_award_keeps_its_hours_per_machine() -> None:
+    """GPU-hours of two machines are not added into one figure: the CSV gives them per machine,
+    the tables side by side in the order of the machine column."""
+    from tests.helpers import group, machine, make_round, proposal
+
+    rnd = make_round(
+        machines=[machine("a", max_award_gpu_hours=2000), machine("b", max_award_gpu_hours=2000)],
+        proposals=[proposal("P1", kind="start-up", request=3000, minimum=1000, max_machines=2)],
+        groups=[group("startups", ["start-up"], min_share=0.15)],
+    )
+    solution = solve(rnd)
+    split = {a.machine: a.gpu_hours for a in solution.result("P1").allocations}
+    assert len(split) == 2 and sum(split.values()) == 3000
+    row = next(csv.DictReader(io.StringIO(render(solution, "csv"))))
+    assert row["gpu_hours"] == ""
+    assert row["gpu_hours_by_machine"] == "; ".join(f"{m}={h}" for m, h in split.items())
+    names = {m.id: m.name for m in rnd.machines}
+    shown = " + ".join(f"{h:,}" for h in split.values())
+    for fmt in ("table", "markdown"):
+        text = render(solution, fmt, width=200)
+        line = next(li for li in text.splitlines() if "P1" in li and " + " in li)
+        assert " + ".join(names[m] for m in split) in line and shown in line, line
