@@ -56,7 +56,7 @@ from allocopt.solve import solve as solve_round
 from allocopt.stability import stability as run_stability
 from allocopt.sweep import check_paths, frontier_rows, parse_knob, scenarios
 from allocopt.sweep import run as run_sweep
-from allocopt.terms import derive
+from allocopt.terms import OBJECTIVE_SCALE, derive
 from allocopt.verify import verify as verify_solution
 
 EXIT_OK, EXIT_FAIL, EXIT_INPUT, EXIT_BUG = 0, 1, 2, 3
@@ -70,6 +70,10 @@ def say(text: str) -> None:
 
 def warn(text: str) -> None:
     click.echo(text, err=True)
+
+
+def counted(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def screen_width() -> int:
@@ -136,8 +140,16 @@ def output_option(what: str) -> Callable[[Any], Any]:
         "--output",
         type=click.Path(path_type=Path),
         default=None,
-        help=f"Write {what} to this file instead of the screen.",
+        callback=lambda _ctx, _param, value: None if value is not None and str(value) == "-" else value,
+        help=f"Write {what} to this file instead of the screen ('-': the screen).",
     )
+
+
+def file_output(value: Path, what: str) -> Path:
+    """-o of a command whose output is a file: '-' (the screen) is refused, not made a file."""
+    if str(value) == "-":
+        raise click.UsageError(f"-o -: {what} is a file; give a file name")
+    return value
 
 
 _BY_SUFFIX = {".json": "json", ".csv": "csv", ".md": "markdown", ".html": "html", ".htm": "html"}
@@ -207,8 +219,8 @@ def validate(round_file: Path) -> None:
     rnd = read_round(round_file)
     findings = diagnostics(derive(rnd))
     say(
-        f"{round_file}: valid round '{rnd.id}' with {len(rnd.machines)} machines and "
-        f"{len(rnd.proposals)} proposals"
+        f"{round_file}: valid round '{rnd.id}' with {counted(len(rnd.machines), 'machine')} and "
+        f"{counted(len(rnd.proposals), 'proposal')}"
     )
     for d in findings:
         (warn if d.level == "error" else say)(f"  {d}")
@@ -279,6 +291,7 @@ def solve(
     quiet: bool,
 ) -> None:
     """Solve ROUND under its policy and write the solution file (atomically)."""
+    output = file_output(output, "a solution")
     check_writable(output, (*round_files(round_file), *((keep_file,) if keep_file else ())))
     if keep_file is None and keep_tolerance:
         raise click.UsageError("--keep-tolerance needs --keep: the previous solution to stay close to")
@@ -310,11 +323,14 @@ def solve(
     )
     status = Status("solving...", console=err) if err.is_terminal and not quiet else None
 
+    scale = OBJECTIVE_SCALE[rnd.policy.merit.value]  # progress in merit points, as the summary
+
     def progress(p: Progress) -> None:
         if status is not None:
             gap = (p.bound - p.objective) / max(1, abs(p.bound))
             status.update(
-                f"solving: incumbent {p.objective:,}, bound {p.bound:,}, gap {gap:.4%}, {p.seconds:.1f} s"
+                f"solving: merit {p.objective / scale:,.4f}, bound {p.bound / scale:,.4f}, "
+                f"gap {gap:.4%}, {p.seconds:.1f} s"
             )
 
     try:
@@ -393,10 +409,12 @@ def report(solution_file: Path, fmt: str, output: Path | None) -> None:
 )
 def generate(proposals: int, machines: int, seed: int, output: Path, reviews: bool) -> None:
     """Write a synthetic round on the real EuroHPC fleet (assumptions: see the README)."""
+    output = file_output(output, "a round")
     check_writable(output)
     rnd = generate_round(proposals, machines, seed, reviews=reviews)
     write_round(rnd, output)
-    say(f"Wrote {output}: {len(rnd.proposals)} proposals on {len(rnd.machines)} machines")
+    shape = f"{counted(len(rnd.proposals), 'proposal')} on {counted(len(rnd.machines), 'machine')}"
+    say(f"Wrote {output}: {shape}")
 
 
 @cli.command(name="compare")
@@ -467,7 +485,7 @@ def sweep(
         raise click.UsageError(str(exc)) from None
     check_paths(rnd, knobs, str(round_file))
     count = len(planned)
-    out_dir = out_dir or Path(f"sweep-{rnd.id}")
+    out_dir = file_output(out_dir, "the sweep's output, a folder,") if out_dir else Path(f"sweep-{rnd.id}")
     check_folder(out_dir, {f"{s.slug}.solution.json" for s in planned})
     try:
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -576,3 +576,24 @@ def test_output_suffix_chooses_the_format_unless_one_is_given(tmp_path: Path) ->
     assert not (tmp_path / "t.json").read_text().lstrip().startswith("{")
     assert run("explain", solution, "-o", str(tmp_path / "e.json")).exit_code == 0
     json.loads((tmp_path / "e.json").read_text())
+
+
+def test_dash_output_is_the_screen_or_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """-o - prints a text to the screen; where the output must be a file, it is a usage error.
+    Neither makes a file named '-'."""
+    monkeypatch.chdir(tmp_path)
+    solution = str(_solved_tiny(tmp_path))
+    result = run("report", solution, "-o", "-")
+    assert result.exit_code == 0 and "tiny-2026" in result.output
+    for args in (["solve", TINY], ["generate", "--proposals", "3", "--machines", "1", "--seed", "1"]):
+        result = run(*args, "-o", "-")
+        assert result.exit_code == 2 and "is a file; give a file name" in result.output
+    assert not (tmp_path / "-").exists()
+
+
+def test_counts_are_in_words_a_reader_expects(tmp_path: Path) -> None:
+    result = run(
+        "generate", "--proposals", "1", "--machines", "1", "--seed", "1", "-o", str(tmp_path / "g.json")
+    )
+    assert result.exit_code == 0
+    assert result.output.strip().endswith(": 1 proposal on 1 machine")

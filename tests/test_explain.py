@@ -132,8 +132,9 @@ def test_share_max_relaxed_funds_the_proposal() -> None:
 
     s = checked(round_with(0.1))
     assert s.result("S").decision.value == "not_funded"
-    assert "Group startups share is 0.0%; 2,000 more reference GPU-h would pass its 10% maximum" in (
-        reasons(s, "S")["share_max"]
+    assert (
+        "Group startups share is 0.0%; 2,000 more reference GPU-h would pass its 10% maximum"
+        in (reasons(s, "S")["share_max"])
     )
     assert causes(s) == {("S", "A"): "share_bound"}
     assert checked(round_with(0.2)).result("S").allocations
