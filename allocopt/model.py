@@ -23,7 +23,6 @@ how the neighbourhood search (improve.py) re-solves part of a large round exactl
 from __future__ import annotations
 
 import math
-import signal
 import threading
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
@@ -399,8 +398,10 @@ class AllocationModel:
         solver.parameters.num_workers = 1
         solver.parameters.random_seed = options.seed
         solver.parameters.max_deterministic_time = options.work_limit
-        status = solver.solve(self.model)
+        status, interrupted = _run(solver, self.model)
         self.model.clear_assumptions()
+        if interrupted:
+            raise KeyboardInterrupt  # a conflict analysis cut short is no analysis
         return solver, status
 
     # -- solving -------------------------------------------------------------
@@ -430,15 +431,7 @@ class AllocationModel:
         params.relative_gap_limit = options.gap_limit
         if options.time_limit is not None:
             params.max_time_in_seconds = options.time_limit
-        # CP-SAT catches Ctrl-C itself (catch_sigint_signal) and stops with its best solution,
-        # but leaves the process's Ctrl-C handler at the system default (end at once, silently):
-        # Python's is put back, so a later Ctrl-C is a KeyboardInterrupt again.
-        python_handler = signal.getsignal(signal.SIGINT)
-        try:
-            status = solver.solve(self.model, _Incumbents(on_progress))
-        finally:
-            if python_handler is not None and threading.current_thread() is threading.main_thread():
-                signal.signal(signal.SIGINT, python_handler)
+        status, interrupted = _run(solver, self.model, _Incumbents(on_progress))
         result = RawResult(
             status=_STATUS.get(status, "unknown"),
             stop_reason="finished",
@@ -461,13 +454,49 @@ class AllocationModel:
                 "hours in the billions): lower it"
             )
         if status not in (cp_model.OPTIMAL, cp_model.INFEASIBLE):
-            if options.time_limit is not None and solver.wall_time >= options.time_limit * 0.99:
+            if interrupted:
+                result.stop_reason = "interrupted"
+            elif options.time_limit is not None and solver.wall_time >= options.time_limit * 0.99:
                 result.stop_reason = "time_limit"
             elif solver.deterministic_time >= options.work_limit * 0.99:
                 result.stop_reason = "work_limit"
-            else:  # neither limit was reached: only Ctrl-C stops CP-SAT early
+            else:  # no limit was reached: the first solution only, after a Ctrl-C elsewhere
                 result.stop_reason = "interrupted"
         return result
+
+
+def _run(
+    solver: cp_model.CpSolver,
+    model: cp_model.CpModel,
+    callback: cp_model.CpSolverSolutionCallback | None = None,
+) -> tuple[Any, bool]:
+    """Solve, with Ctrl-C stopping the search (its best solution kept): the status, and whether
+    Ctrl-C stopped it. CP-SAT's own Ctrl-C handling is off: it leaves the process's handler at the
+    system default afterwards, so a later Ctrl-C would end the process silently. Instead the
+    search runs in a thread while the main thread, where Python handles Ctrl-C, waits for it."""
+    solver.parameters.catch_sigint_signal = False
+    ended: list[Any] = []
+    done = threading.Event()  # (not Thread.is_alive: a join cut short by Ctrl-C can make it lie)
+
+    def search() -> None:
+        try:
+            ended.append(solver.solve(model, callback))
+        except BaseException as exc:  # raised again in the caller's thread
+            ended.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=search, daemon=True).start()
+    interrupted = False
+    while not done.is_set():
+        try:
+            done.wait(0.25)
+        except KeyboardInterrupt:
+            interrupted = True
+            solver.stop_search()
+    if isinstance(ended[0], BaseException):
+        raise ended[0]
+    return ended[0], interrupted
 
 
 @dataclass(frozen=True)
