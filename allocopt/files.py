@@ -43,6 +43,14 @@ _HINTS = {
     "greater_than_equal": "change the value (see `allocopt schema round`)",
     "less_than": "change the value (see `allocopt schema round`)",
     "less_than_equal": "change the value (see `allocopt schema round`)",
+    "literal_error": "write one of the values listed",
+    "enum": "write one of the values listed",
+    "bool_parsing": "write true or false",
+    "dict_type": "write a JSON object { ... }",
+    "too_short": "add the entries it needs (see `allocopt schema round`)",
+    "too_long": "remove entries (see `allocopt schema round`)",
+    "string_too_short": "write a non-empty text",
+    "string_too_long": "shorten it",
 }
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from allocopt.errors import InputError
-from allocopt.files import canonical_json, check_folder, read_round, sha256_of, write_atomic
+from allocopt.files import canonical_json, check_folder, read_round, sha256_of, validate_round, write_atomic
 from tests.conftest import DATA, ROOT
 
 BAD = DATA / "bad"
@@ -166,3 +166,15 @@ def test_check_folder_refuses_a_file_and_an_earlier_runs_solutions(tmp_path: Pat
     with pytest.raises(InputError, match=r"1 solution file\(s\) of an earlier run \(a.solution.json\)"):
         check_folder(earlier, {"b.solution.json"})
     assert (earlier / "a.solution.json").exists()  # nothing is deleted
+
+
+def test_a_value_outside_a_list_of_choices_says_what_to_write() -> None:
+    data = json.loads((ROOT / "instances" / "tiny.json").read_text())
+    data["machines"][0]["stack"] = "cuda12"
+    with pytest.raises(InputError) as caught:
+        validate_round(data, "round.json")
+    (problem,) = caught.value.problems
+    assert problem.path == "$.machines[0].stack"
+    assert (
+        problem.message == "Input should be 'cuda' or 'rocm' (got \"cuda12\"); write one of the values listed"
+    )
