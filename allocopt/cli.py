@@ -49,7 +49,6 @@ from allocopt.review_report import FORMATS as REVIEW_FORMATS
 from allocopt.review_report import render_ranking, render_stability
 from allocopt.round import FORMAT as ROUND_FORMAT
 from allocopt.round import Proposal, Round, json_path
-from allocopt.solution import FORMAT as SOLUTION_FORMAT
 from allocopt.solution import STOPPED_BY, Solution
 from allocopt.solve import Keep
 from allocopt.solve import solve as solve_round
@@ -710,31 +709,38 @@ def read_solution(path: Path, *, names_checked: bool = True) -> Solution:
     data = read_json(path)
     if not isinstance(data, dict):
         raise InputError([Problem(str(path), "$", "a solution file must hold a JSON object")])
-    if data.get("format") != SOLUTION_FORMAT and "input" not in data:
-        # Not a solution at all: one line, not one per missing field.
-        what = (
-            "a round file"
-            if data.get("format") == ROUND_FORMAT or "machines" in data
-            else "not a solution file"
-        )
+    # Another kind of file: one line, not one per field it lacks.
+    kind = None
+    if data.get("format") == ROUND_FORMAT or "machines" in data:
+        kind = "a round file"
+    elif "input" not in data and "explanations" in data:
+        kind = "a JSON report, which holds no round"
+    elif "format" not in data and "input" not in data:
+        kind = "not a solution file"
+    if kind is not None:
         raise InputError(
-            [Problem(str(path), "$", f"this is {what}; give a solution file that `allocopt solve` wrote")]
+            [Problem(str(path), "$", f"this is {kind}; give a solution file that `allocopt solve` wrote")]
         )
     try:
         solution = Solution.model_validate_json(json.dumps(data), strict=False)
     except ValidationError as exc:
         raise InputError(
             [
-                Problem(str(path), json_path(tuple(e["loc"])), str(e["msg"]).removeprefix("Value error, "))
+                Problem(
+                    str(path),
+                    json_path(tuple(e["loc"])),
+                    str(e["msg"]).removeprefix("Value error, ")
+                    + "; the file is not as `allocopt solve` wrote it: solve the round again",
+                )
                 for e in exc.errors()
             ]
         ) from None
     validate_round(data["input"], f"{path} (embedded round)")
-    unknown = solution.unknown_ids() if names_checked else []
+    unknown = solution.edits() if names_checked else []
     if unknown:
         raise InputError(
             [
-                Problem(str(path), loc, f"{message} in the round it embeds; the file was edited: solve again")
+                Problem(str(path), loc, f"{message}; the file was edited: solve the round again")
                 for loc, message in unknown
             ]
         )

@@ -131,6 +131,10 @@ def read_round(path: str | Path) -> Round:
     data = read_json(path)
     if not isinstance(data, dict):
         raise InputError([Problem(str(path), "$", "a round file must hold a JSON object")])
+    if "provenance" in data or "round_id" in data:  # one line, not one per field it lacks
+        raise InputError(
+            [Problem(str(path), "$", "this is a solution or report, not a round; give the round file")]
+        )
     origins, problems = _inline_proposal_files(path, data)
     if problems:
         raise InputError(problems)

@@ -9,9 +9,11 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from allocopt.round import Round
+from allocopt.files import sha256_of
+from allocopt.options import SolveOptions
+from allocopt.round import Round, json_path
 
 FORMAT: Final = "allocopt-solution/1"
 
@@ -196,7 +198,7 @@ class ObjectiveOut(Out):
         "or 'hours': its reference GPU-hours."
     )
     scale: int = Field(
-        description="Scaled objective points per merit point (10^8 for 'fraction', 10^3 for 'hours')."
+        gt=0, description="Scaled objective points per merit point (10^8 for 'fraction', 10^3 for 'hours')."
     )
     merit_scaled: int = Field(
         description="Sum of every award unit's scaled merit (coef x units), in scaled merit points."
@@ -386,27 +388,54 @@ class Solution(Out):
     )
     input: Round = Field(description="The canonical round that was solved.")
 
-    def unknown_ids(self) -> list[tuple[str, str]]:
-        """(JSON path, message) for every proposal, machine or share group the solution names
-        that its own embedded round lacks: such a file was edited or assembled by hand."""
+    def edits(self) -> list[tuple[str, str]]:
+        """(JSON path, message) for every sign that the file was edited after `solve` wrote it:
+        an embedded round whose hash is not the one recorded, recorded options `solve` would not
+        take, or an id the embedded round lacks (or figures missing for one it has)."""
+        found = []
+        if sha256_of(self.input) != self.provenance.input_sha256:
+            found.append(
+                ("$.input", "is not the round that was solved (its sha256 differs from the recorded one)")
+            )
+        try:
+            SolveOptions.model_validate(self.provenance.options)
+        except ValidationError as exc:
+            found += [
+                (json_path(("provenance", "options", *e["loc"])), str(e["msg"]).removeprefix("Value error, "))
+                for e in exc.errors()
+            ]
+        return found + self._unknown_ids()
+
+    def _unknown_ids(self) -> list[tuple[str, str]]:
         proposals = [p.id for p in self.input.proposals]
         machines = {m.id for m in self.input.machines}
         groups = {g.id for g in self.input.policy.share_groups}
         found = []
         if sorted(r.id for r in self.proposals) != sorted(proposals):
-            found.append(("$.proposals", "does not list each proposal of the embedded round exactly once"))
+            found.append(("$.proposals", "does not list each proposal of the round it embeds exactly once"))
         for i, r in enumerate(self.proposals):
             for j, a in enumerate(r.allocations):
                 if a.machine not in machines:
-                    found.append((f"$.proposals[{i}].allocations[{j}].machine", f"no machine '{a.machine}'"))
+                    found.append(
+                        (
+                            f"$.proposals[{i}].allocations[{j}].machine",
+                            f"no machine '{a.machine}' in the round it embeds",
+                        )
+                    )
             if r.group is not None and r.group not in groups:
-                found.append((f"$.proposals[{i}].group", f"no share group '{r.group}'"))
+                found.append(
+                    (f"$.proposals[{i}].group", f"no share group '{r.group}' in the round it embeds")
+                )
         for i, m in enumerate(self.metrics.machines):
             if m.id not in machines:
-                found.append((f"$.metrics.machines[{i}].id", f"no machine '{m.id}'"))
+                found.append((f"$.metrics.machines[{i}].id", f"no machine '{m.id}' in the round it embeds"))
         for i, g in enumerate(self.metrics.groups):
             if g.id not in groups:
-                found.append((f"$.metrics.groups[{i}].id", f"no share group '{g.id}'"))
+                found.append((f"$.metrics.groups[{i}].id", f"no share group '{g.id}' in the round it embeds"))
+        if {m.id for m in self.metrics.machines} < machines:
+            found.append(("$.metrics.machines", "does not list every machine"))
+        if {g.id for g in self.metrics.groups} < groups:
+            found.append(("$.metrics.groups", "does not list every share group"))
         return found
 
     def result(self, proposal_id: str) -> ProposalResult:

@@ -12,7 +12,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -597,3 +599,56 @@ def test_counts_are_in_words_a_reader_expects(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0
     assert result.output.strip().endswith(": 1 proposal on 1 machine")
+
+
+@pytest.mark.parametrize(
+    ("edit", "where"),
+    [
+        (lambda d: d["provenance"]["options"].update(gap_limit=5), "$.provenance.options.gap_limit"),
+        (lambda d: d["provenance"]["options"].update(bogus=1), "$.provenance.options.bogus"),
+        (
+            lambda d: d["input"]["machines"][0].update(gpu_hours=20_000),
+            "$.input: is not the round that was solved",
+        ),
+        (lambda d: d["metrics"]["machines"].pop(0), "$.metrics.machines: does not list every machine"),
+        (lambda d: d["objective"].update(scale=0), "$.objective.scale"),
+    ],
+    ids=["options", "unknown-option", "embedded-round", "machine-metrics", "scale"],
+)
+def test_an_edited_solution_is_bad_input_for_every_command(
+    tmp_path: Path, edit: Callable[[dict[str, Any]], object], where: str
+) -> None:
+    """Each used to end in an internal error (or be read as valid) in report, explain or
+    reproduce; now each is one line naming the JSON path, and exit 2."""
+    data = json.loads(_solved_tiny(tmp_path).read_text())
+    edit(data)
+    edited = tmp_path / "edited.json"
+    edited.write_text(json.dumps(data))
+    for command in (
+        ["report"],
+        ["explain"],
+        ["reproduce"],
+        ["explain", "--proposal", "P-08", "--counterfactuals"],
+    ):
+        result = run(*command, str(edited))
+        assert result.exit_code == 2, (command, result.output)
+        assert f"error: {edited}: {where}" in result.output, result.output
+        assert "solve the round again" in result.output
+
+
+def test_a_file_of_the_wrong_kind_is_one_line(tmp_path: Path) -> None:
+    solution = _solved_tiny(tmp_path)
+    report = tmp_path / "report.json"
+    assert run("report", str(solution), "--format", "json", "-o", str(report)).exit_code == 0
+    result = run("report", str(report))
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        f"error: {report}: $: this is a JSON report, which holds no round; give a solution file that "
+        "`allocopt solve` wrote"
+    )
+    for args in (["validate", str(solution)], ["verify", str(solution), str(solution)]):
+        result = run(*args)
+        assert result.exit_code == 2
+        assert result.output.strip() == (
+            f"error: {solution}: $: this is a solution or report, not a round; give the round file"
+        )
