@@ -157,9 +157,16 @@ _BY_SUFFIX = {".json": "json", ".csv": "csv", ".md": "markdown", ".html": "html"
 def chosen_format(fmt: str, output: Path | None, choices: tuple[str, ...]) -> str:
     """The --format given, else the one the output file's suffix names (-o st.json: json),
     else the default."""
-    given = click.get_current_context().get_parameter_source("fmt") != click.core.ParameterSource.DEFAULT
-    by_suffix = _BY_SUFFIX.get(output.suffix.lower()) if output is not None else None
-    return by_suffix if not given and by_suffix in choices else fmt
+    ctx = click.get_current_context()
+    if ctx.get_parameter_source("fmt") != click.core.ParameterSource.DEFAULT or output is None:
+        return fmt
+    by_suffix = _BY_SUFFIX.get(output.suffix.lower())
+    if by_suffix is not None and by_suffix not in choices:
+        raise click.UsageError(
+            f"-o {output.name}: {ctx.info_name} writes no {by_suffix}; its formats are "
+            f"{', '.join(choices)}: give --format or another file name"
+        )
+    return by_suffix or fmt
 
 
 def emit(text: str, output: Path | None) -> None:
@@ -484,7 +491,9 @@ def sweep(
         raise click.UsageError(str(exc)) from None
     check_paths(rnd, knobs, str(round_file))
     count = len(planned)
-    out_dir = file_output(out_dir, "the sweep's output, a folder,") if out_dir else Path(f"sweep-{rnd.id}")
+    if out_dir is not None and str(out_dir) == "-":
+        raise click.UsageError("-o -: a sweep writes a folder of files; give a folder name")
+    out_dir = out_dir or Path(f"sweep-{rnd.id}")
     check_folder(out_dir, {f"{s.slug}.solution.json" for s in planned})
     try:
         out_dir.mkdir(parents=True, exist_ok=True)

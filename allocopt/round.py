@@ -640,6 +640,14 @@ def cross_check(rnd: Round) -> list[tuple[Loc, str]]:
             )
         )
     lo, hi = rnd.score_scale.min, rnd.score_scale.max
+    if rnd.policy.score_threshold > hi:
+        problems.append(
+            (
+                ("policy", "score_threshold"),
+                f"{rnd.policy.score_threshold:g} is above the score scale's maximum ({hi:g}), so no "
+                "proposal could be eligible; lower it",
+            )
+        )
     machine_ids = {m.id for m in rnd.machines}
     proposal_ids = {p.id for p in rnd.proposals}
     for i, p in enumerate(rnd.proposals):

@@ -494,7 +494,7 @@ def _below_threshold(terms: Terms, conflict_lines: list[str]) -> list[str]:
             best = max(a.proposal.score for a in below)
             out.append(
                 f"note: {len(below)} {g.name} proposal(s) score below the score threshold ({threshold:g}; "
-                f"the best of them {best:g}): a score_threshold at or below {best:g} admits them"
+                f"the best of them {best:g}): a score_threshold at or below {best:g} admits the best"
             )
     return out
 

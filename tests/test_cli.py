@@ -652,3 +652,14 @@ def test_a_file_of_the_wrong_kind_is_one_line(tmp_path: Path) -> None:
         assert result.output.strip() == (
             f"error: {solution}: $: this is a solution or report, not a round; give the round file"
         )
+
+
+def test_an_output_suffix_for_a_format_the_command_lacks_is_a_usage_error(tmp_path: Path) -> None:
+    solution = str(_solved_tiny(tmp_path))
+    result = run("explain", solution, "-o", str(tmp_path / "e.csv"))
+    assert result.exit_code == 2
+    assert "-o e.csv: explain writes no csv; its formats are text, json" in result.output
+    assert not (tmp_path / "e.csv").exists()
+    assert run("explain", solution, "--format", "text", "-o", str(tmp_path / "e.csv")).exit_code == 0
+    result = run("sweep", TINY, "--vary", "policy.score_threshold=3,4", "-o", "-")
+    assert result.exit_code == 2 and "give a folder name" in result.output

@@ -178,3 +178,13 @@ def test_a_value_outside_a_list_of_choices_says_what_to_write() -> None:
     assert (
         problem.message == "Input should be 'cuda' or 'rocm' (got \"cuda12\"); write one of the values listed"
     )
+
+
+def test_a_score_threshold_above_the_scale_is_bad_input() -> None:
+    data = json.loads((ROOT / "instances" / "tiny.json").read_text())
+    data["policy"]["score_threshold"] = 7  # the scale is 0-5
+    with pytest.raises(InputError) as caught:
+        validate_round(data, "round.json")
+    (problem,) = caught.value.problems
+    assert problem.path == "$.policy.score_threshold"
+    assert "above the score scale's maximum (5)" in problem.message
