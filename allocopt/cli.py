@@ -223,7 +223,7 @@ def cli() -> None:
 def validate(round_file: Path) -> None:
     """Check a round file and print pre-solve diagnostics with advice."""
     rnd = read_round(round_file)
-    findings = diagnostics(derive(rnd))
+    findings = diagnostics(derive(rnd), rnd.policy.objective)
     say(
         f"{round_file}: valid round '{rnd.id}' with {counted(len(rnd.machines), 'machine')} and "
         f"{counted(len(rnd.proposals), 'proposal')}"
@@ -327,6 +327,8 @@ def solve(
         time_limit=time_limit,
         warm_start=not no_warm_start,
     )
+    if rnd.policy.lottery is not None and (objective or rnd.policy.objective) != "rank" and not quiet:
+        warn("warning: policy.lottery applies only under the rank objective; no lots are drawn under 'merit'")
     status = Status("solving...", console=err) if err.is_terminal and not quiet else None
 
     scale = OBJECTIVE_SCALE[rnd.policy.merit.value]  # progress in merit points, as the summary

@@ -34,6 +34,14 @@ def diagnostics(terms: Terms, objective: str = "merit") -> list[Diagnostic]:
     """
     rnd = terms.round
     out: list[Diagnostic] = []
+    if rnd.policy.lottery is not None and objective != "rank":
+        out.append(
+            Diagnostic(
+                "warning",
+                "policy.lottery applies only under the rank objective: under 'merit' no lots are drawn "
+                "(set policy.objective to 'rank', or solve with --objective rank)",
+            )
+        )
     eligible = [a for a in terms.assessments.values() if a.eligible]
     for stack, label in STACK_NAMES.items():
         capacity = sum(

@@ -289,8 +289,9 @@ def _outcompeted_words(ctx: _Context, r: ProposalResult, winners: list[Winner], 
     more = len(winners) - len(shown)
     who = _and([w.proposal for w in shown] + ([f"{more} more"] if more else []))
     numbers = _and([_num(w.merit_per_hour) for w in shown])
+    bring = "bring" if len(winners) > 1 else "brings"
     return (
-        f"outcompeted: the hours on {_and([ctx.name(m) for m in machines])} went to {who}, which {'bring' if len(winners) > 1 else 'brings'} "
+        f"outcompeted: the hours on {_and([ctx.name(m) for m in machines])} went to {who}, which {bring} "
         f"more merit per hour ({numbers}{' and less' if more else ''} vs {_num(own)} merit points per "
         f"{PER:,} reference GPU-h)"
     )

@@ -663,3 +663,13 @@ def test_an_output_suffix_for_a_format_the_command_lacks_is_a_usage_error(tmp_pa
     assert run("explain", solution, "--format", "text", "-o", str(tmp_path / "e.csv")).exit_code == 0
     result = run("sweep", TINY, "--vary", "policy.score_threshold=3,4", "-o", "-")
     assert result.exit_code == 2 and "give a folder name" in result.output
+
+
+def test_a_lottery_under_merit_is_named_not_silently_ignored(tmp_path: Path) -> None:
+    data = json.loads(Path(TINY).read_text())
+    data["policy"]["lottery"] = {"low": 0.2, "high": 0.8, "samples": 2, "seed": 1}
+    rnd = tmp_path / "lottery.json"
+    rnd.write_text(json.dumps(data))
+    for args in (["validate", str(rnd)], ["solve", str(rnd), "-o", str(tmp_path / "s.json")]):
+        result = run(*args)
+        assert "lottery applies only under the rank objective" in result.output, result.output
