@@ -445,10 +445,17 @@ def render_comparison(comp: Comparison, fmt: str, *, width: int = 140) -> str:
 # -- sweeps ------------------------------------------------------------------------
 
 
+def frontier_columns(rows: list[dict[str, Any]]) -> list[str]:
+    """Every row's columns in first-seen order, the note last: the same order whichever
+    scenario failed."""
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    return [c for c in columns if c != "note"] + (["note"] if "note" in columns else [])
+
+
 def render_frontier(rows: list[dict[str, Any]], *, width: int = 140) -> str:
     """A sweep's frontier as a terminal table: one row per scenario."""
     table = Table(title="Frontier", box=box.SIMPLE_HEAD)
-    columns = list(dict.fromkeys(key for row in rows for key in row))
+    columns = frontier_columns(rows)
     short = [col.rsplit(".", 1)[-1] for col in columns]
     for col, name in zip(columns, short, strict=True):
         # A knob's path is shown by its last part unless two knobs share it; frontier.csv keeps
@@ -464,7 +471,7 @@ def render_frontier(rows: list[dict[str, Any]], *, width: int = 140) -> str:
 
 def frontier_csv(rows: list[dict[str, Any]]) -> str:
     """A sweep's frontier as CSV (formula-like text neutralised)."""
-    columns = list(dict.fromkeys(key for row in rows for key in row))
+    columns = frontier_columns(rows)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
     writer.writeheader()

@@ -62,7 +62,15 @@ class Outcome:
 
 
 def parse_knob(text: str) -> Knob:
-    """KEY=START:STOP:STEP (inclusive, decimal steps) or KEY=a,b,c."""
+    """KEY=START:STOP:STEP (inclusive, decimal steps) or KEY=a,b,c (numbers; for ``objective``,
+    merit and rank). A value listed twice would be one scenario solved twice."""
+    knob = _parse_knob(text)
+    if len(set(knob.values)) < len(knob.values):
+        raise ValueError(f"--vary {text!r}: a value is listed twice")
+    return knob
+
+
+def _parse_knob(text: str) -> Knob:
     if "=" not in text:
         raise ValueError(f"--vary {text!r}: write KEY=START:STOP:STEP or KEY=a,b,c")
     path, spec = (part.strip() for part in text.split("=", 1))
@@ -92,6 +100,10 @@ def parse_knob(text: str) -> Knob:
 
 def scenarios(knobs: list[Knob]) -> list[Scenario]:
     """Every combination of the knobs' values, in order."""
+    paths = [k.path for k in knobs]
+    if len(set(paths)) < len(paths):
+        twice = next(p for p in paths if paths.count(p) > 1)
+        raise ValueError(f"--vary {twice} is given twice; give all its values in one --vary")
     combos = list(itertools.product(*(k.values for k in knobs)))
     if len(combos) > MAX_SCENARIOS:
         raise ValueError(f"{len(combos)} scenarios; at most {MAX_SCENARIOS}: use fewer values")

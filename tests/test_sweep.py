@@ -12,6 +12,7 @@ from allocopt.cli import cli
 from allocopt.errors import InputError
 from allocopt.files import write_atomic
 from allocopt.options import SolveOptions
+from allocopt.report import frontier_columns
 from allocopt.round import Round
 from allocopt.solution import Solution
 from allocopt.sweep import Scenario, apply, frontier_rows, parse_knob, run, scenarios
@@ -198,3 +199,32 @@ def test_cli_sweep_of_a_machines_hours_changes_the_awards(tmp_path: Path) -> Non
         assert solution.metrics.machines[0].idle_gpu_hours == capacity - sum(awards.values())
         assert float(row["merit"]) == pytest.approx(merit)
         assert int(row["funded"]) == sum(1 for h in awards.values() if h)
+
+
+@pytest.mark.parametrize(
+    ("varies", "message"),
+    [
+        (["policy.score_threshold=3,3.0"], "a value is listed twice"),
+        (["policy.score_threshold=3,4", "policy.score_threshold=3.5"], "is given twice"),
+    ],
+)
+def test_a_scenario_given_twice_is_refused(varies: list[str], message: str) -> None:
+    """Two knobs on one path made rows and file names that lied about their values; a repeated
+    value solved one scenario twice."""
+    with pytest.raises(ValueError, match=message):
+        scenarios([parse_knob(v) for v in varies])
+
+
+def test_frontier_columns_do_not_depend_on_which_scenario_failed() -> None:
+    failed = {"k": 1, "status": "infeasible", "note": "why"}
+    solved = {"k": 2, "status": "optimal", "merit": 1.0, "note": ""}
+    assert (
+        frontier_columns([failed, solved])
+        == frontier_columns([solved, failed])
+        == [
+            "k",
+            "status",
+            "merit",
+            "note",
+        ]
+    )
