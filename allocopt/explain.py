@@ -36,7 +36,7 @@ from allocopt.parallel import run_all
 from allocopt.round import Round
 from allocopt.solution import Decision, ProposalResult, Solution
 from allocopt.solve import solve_or_stop
-from allocopt.terms import Option, Terms, derive, exact
+from allocopt.terms import Assessment, Option, Terms, cap_units, derive, exact, hardware_mismatch
 
 PER = 1_000_000  # merit per hour is shown per this many reference GPU-hours
 LISTED_INVERSIONS = 50
@@ -281,6 +281,23 @@ def outcompeted(ctx: _Context, r: ProposalResult) -> list[Winner]:
     return sorted(found.values(), key=lambda w: (-w.merit_per_hour, w.proposal))
 
 
+def _above_cap(terms: Terms, a: Assessment, machine_id: str) -> bool:
+    """True when the proposal's minimum viable award on the machine is above the machine's
+    limit on one award."""
+    m = terms.round.machine(machine_id)
+    cap = cap_units(m)
+    if cap is None or a.split:  # a split award's minimum may come from several machines
+        return False
+    r = a.proposal.request
+    if r.minimum_reference_gpu_hours is not None:
+        minimum = Fraction(r.minimum_reference_gpu_hours) / exact(m.exchange_rate)
+    else:
+        minimum = Fraction(
+            next(o.minimum_gpu_hours for o in r.machine_options or [] if o.machine == machine_id)
+        )
+    return minimum > cap * m.award_unit
+
+
 def _outcompeted_words(ctx: _Context, r: ProposalResult, winners: list[Winner], named: int = 3) -> str:
     options = ctx.options.get(r.id, {})
     machines = sorted({w.machine for w in winners})
@@ -378,6 +395,20 @@ def inversion_cause(ctx: _Context, hi: ProposalResult, lo: ProposalResult) -> tu
     shared = [m for m in lo_hours if m in hi_options]
     if not shared:
         where = _and([ctx.name(m) for m in lo_hours])
+        # A machine its code runs on, but whose limit on one award is below its minimum.
+        listed = {o.machine for o in a_hi.proposal.request.machine_options or []} or None
+        capped = [
+            m
+            for m in lo_hours
+            if (listed is None or m in listed)
+            and not hardware_mismatch(terms.round.machine(m), a_hi.proposal)
+            and _above_cap(terms, a_hi, m)
+        ]
+        if capped:
+            return "award_cap", (
+                f"{lo.id}'s hours are on {_and([ctx.name(m) for m in capped])}, whose limit on one award "
+                f"is below {hi.id}'s minimum viable award"
+            )
         return "compatibility", f"{lo.id}'s hours are on {where}, which {hi.id} cannot use"
     if not hi.allocations:
         need = {m: hi_options[m].min_units * hi_options[m].unit_hours for m in shared}
@@ -592,8 +623,9 @@ def counterfactual(solution: Solution, proposal_id: str, *, parallel: int = 1) -
             request, minimum = p.request.reference_gpu_hours, p.request.minimum_reference_gpu_hours
             words = f"{request:,} reference GPU-h (minimum {minimum:,})"
         else:
+            name = {m.id: m.name for m in best.input.machines}
             words = "; ".join(
-                f"{o.gpu_hours:,} GPU-h on {o.machine} (minimum {o.minimum_gpu_hours:,})"
+                f"{o.gpu_hours:,} GPU-h on {name[o.machine]} (minimum {o.minimum_gpu_hours:,})"
                 for o in p.request.machine_options or []
             )
             request = math.ceil(best.result(proposal_id).requested_reference_gpu_hours)

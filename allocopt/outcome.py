@@ -279,7 +279,7 @@ def _why_not_funded(
                 by_code[code].append(detail)
         codes = {c for c, _ in blockers}
         everywhere = codes if everywhere is None else everywhere & codes
-    minimum = _minimum_words(a)
+    minimum = _minimum_words(ledger.terms, a)
     heads = {
         "pinned": "",
         "capacity": f"every compatible machine is too full for the minimum viable award ({minimum})",
@@ -321,7 +321,7 @@ def _why_split_not_funded(
                 ReasonOut(
                     code=code,
                     detail=f"on up to {k} machines together, the hours left do not reach the minimum "
-                    f"viable award ({_minimum_words(a)}): {left}",
+                    f"viable award ({_minimum_words(ledger.terms, a)}): {left}",
                 )
             ]
     rooms = [replace(o, max_units=ledger.room(a, o, ("machine", "commercial", "share"))) for o in a.options]
@@ -410,11 +410,18 @@ def _unexplained(a: Assessment, objective: str, optimal: bool, gap: float) -> Re
     )
 
 
-def _minimum_words(a: Assessment) -> str:
+def _minimum_words(terms: Terms, a: Assessment) -> str:
+    """The minimum viable award on each machine the proposal can use (an option whose minimum is
+    above the machine's cap on one award is no option, and is not named)."""
     r = a.proposal.request
     if r.minimum_reference_gpu_hours is not None:
         return f"{r.minimum_reference_gpu_hours:,} reference GPU-h"
-    return "; ".join(f"{o.minimum_gpu_hours:,} GPU-h on {o.machine}" for o in r.machine_options or [])
+    usable = {o.machine_id for o in a.options}
+    return "; ".join(
+        f"{o.minimum_gpu_hours:,} GPU-h on {terms.round.machine(o.machine).name}"
+        for o in r.machine_options or []
+        if o.machine in usable
+    )
 
 
 def _join(head: str, details: list[str]) -> str:

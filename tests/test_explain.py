@@ -37,7 +37,7 @@ from allocopt.solution import Solution
 from allocopt.solve import solve
 from allocopt.verify import verify
 from tests.conftest import ROOT
-from tests.helpers import group, machine, make_round, pin, proposal
+from tests.helpers import group, machine, make_round, option, pin, proposal
 from tests.strategies import policy_rounds, tiny_rounds
 
 TINY = ROOT / "instances" / "tiny.json"
@@ -499,3 +499,20 @@ def test_merit_per_hour_of_an_unfunded_proposal_is_its_unit_value(tiny: Solution
     assert ctx.mph(tiny.result("P-08")) == pytest.approx(float(Fraction(64, 100) / 5000 * PER))
     pairs = inversion_pairs(tiny)
     assert all(inversion_cause(ctx, hi, lo)[0] for hi, lo in pairs)
+
+
+def test_a_machine_whose_award_limit_is_below_the_minimum_is_a_cap_not_incompatibility() -> None:
+    """H's code runs on machine a, but a gives one award at most 2,000 GPU-h (25 %), below H's
+    minimum of 3,000: that is the per-proposal cap, and a is not named among the machines too
+    full for H's minimum (it was never an option)."""
+    rnd = make_round(
+        machines=[machine("a", gpu_hours=8000, max_award_fraction=0.25), machine("b", gpu_hours=2000)],
+        proposals=[
+            proposal("H", score=4.9, options=[option("a", 4000, 3000), option("b", 4000, 3000)]),
+            proposal("L", score=3.0, options=[option("a", 2000, 1000)]),
+        ],
+    )
+    s = checked(rnd)
+    assert s.result("H").decision.value == "not_funded" and s.result("L").allocations
+    assert "(3,000 GPU-h on Machine b)" in reasons(s, "H")["capacity"]
+    assert causes(s)[("H", "L")] == "award_cap"
