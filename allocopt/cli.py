@@ -442,7 +442,10 @@ def compare_command(solution_files: tuple[Path, ...], fmt: str, output: Path | N
     if len(solution_files) < 2:
         raise click.UsageError("give at least two solution files")
     solutions = [read_solution(path) for path in solution_files]
-    comparison = compare(solutions, [path.name for path in solution_files])
+    names = [path.name for path in solution_files]
+    # Files of one name in different folders are told apart by their paths as given.
+    labels = [str(path) if names.count(path.name) > 1 else path.name for path in solution_files]
+    comparison = compare(solutions, labels)
     for w in comparison.warnings:
         warn(f"warning: {w}")
     text = render_comparison(
@@ -532,7 +535,7 @@ def reproduce(solution_file: Path) -> None:
     kept = solution.keep
     keep = Keep(tuple(kept.previous), kept.previous_input_sha256, kept.tolerance) if kept else None
     rerun = solve_round(solution.input, SolveOptions.model_validate(recorded.options), keep=keep)
-    differences = differences_apart_from_timing(solution, rerun)
+    differences = differences_apart_from_timing(solution, rerun, ("recorded", "re-solved"))
     versions = [
         f"{name} {then} (now {now})"
         for name, then, now in (

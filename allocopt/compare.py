@@ -305,20 +305,24 @@ def _pct(r: ProposalResult) -> str:
     return f"{r.fraction_of_request:.0%}"
 
 
-def differences_apart_from_timing(a: Solution, b: Solution) -> list[str]:
-    """Every way b differs from a, ignoring the wall-clock timing block (empty: identical)."""
+def differences_apart_from_timing(
+    a: Solution, b: Solution, names: tuple[str, str] = ("in the first", "in the second")
+) -> list[str]:
+    """Every way b differs from a, ignoring the wall-clock timing block (empty: identical);
+    ``names`` say where each figure comes from."""
+    first, second = names
     if a.model_dump(exclude={"timing"}) == b.model_dump(exclude={"timing"}):
         return []
     out = []
     if a.provenance.input_sha256 != b.provenance.input_sha256:
         out.append("they were made from different rounds (input sha256)")
     if a.objective != b.objective:
-        out.append(f"objective {a.objective.scaled:,} in the first, {b.objective.scaled:,} in the second")
+        out.append(f"objective {a.objective.scaled:,} {first}, {b.objective.scaled:,} {second}")
     before = {r.id: r for r in a.proposals}
     for r in b.proposals:
         old = before.get(r.id)
         if old is None or old.allocations != r.allocations:
-            out.append(f"{r.id}: {_award(old) if old else 'absent'} in the first, {_award(r)} in the second")
+            out.append(f"{r.id}: {_award(old) if old else 'absent'} {first}, {_award(r)} {second}")
     for block in ("metrics", "solver", "rank", "provenance"):
         if getattr(a, block) != getattr(b, block):
             out.append(f"the {block} block")

@@ -272,6 +272,7 @@ def test_reproduce_names_what_differs(tmp_path: Path) -> None:
     result = run("reproduce", str(sol))
     assert result.exit_code == 1
     assert "differs:" in result.output and "objective" in result.output
+    assert "recorded, " in result.output and "re-solved" in result.output  # not "the first/second"
 
 
 @pytest.mark.parametrize(
@@ -673,3 +674,12 @@ def test_a_lottery_under_merit_is_named_not_silently_ignored(tmp_path: Path) -> 
     for args in (["validate", str(rnd)], ["solve", str(rnd), "-o", str(tmp_path / "s.json")]):
         result = run(*args)
         assert "lottery applies only under the rank objective" in result.output, result.output
+
+
+def test_compare_tells_files_of_one_name_apart(tmp_path: Path) -> None:
+    first = _solved_tiny(tmp_path)
+    (tmp_path / "sub").mkdir()
+    second = _solved_tiny(tmp_path / "sub")
+    result = run("compare", str(first), str(second))
+    assert result.exit_code == 0, result.output
+    assert str(second) in result.output
