@@ -756,8 +756,8 @@ def _review_problems(rnd: Round, i: int, p: Proposal) -> list[tuple[Loc, str]]:
                 if not weights
                 else f"score exactly the criteria of policy.reviews.criteria ({', '.join(sorted(weights))})"
             )
-            said = [f"missing {', '.join(sorted(missing))}"] if missing else []
-            said += [f"unknown {', '.join(sorted(unknown))}"] if unknown else []
+            said = [f"criteria missing: {', '.join(sorted(missing))}"] if missing else []
+            said += [f"criteria the policy does not declare: {', '.join(sorted(unknown))}"] if unknown else []
             problems.append(((*where, "criteria"), f"{'; '.join(said)}; {fix}"))
     return problems
 

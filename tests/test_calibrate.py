@@ -344,7 +344,7 @@ def test_verify_rejects_a_tampered_calibrated_score(tmp_path: Path, field: str) 
         (
             "criteria_not_matching_weights",
             "$.proposals[0].reviews[1].criteria",
-            "missing impact; unknown feasibility",
+            "criteria missing: impact; criteria the policy does not declare: feasibility",
         ),
         ("same_reviewer_twice", "$.proposals[2].reviews[1].reviewer", "twice"),
         ("model_without_reviews", "$.policy.reviews.calibration", "needs reviews"),
