@@ -82,12 +82,16 @@ def _figures(solutions: list[Solution]) -> list[Figure]:
             "  in full / reduced",
             [f"{s.metrics.decisions['funded']} / {s.metrics.decisions['reduced']}" for s in solutions],
         ),
-        (
-            "GPU-hours awarded",
-            [f"{sum(m.awarded_gpu_hours for m in s.metrics.machines):,}" for s in solutions],
-        ),
+        # GPU-hours of different machines do not add up: totals are in reference GPU-hours, and
+        # each machine's own hours are in its "Used" row.
         ("Reference GPU-hours awarded", [f"{s.metrics.awarded_reference_gpu_hours:,.0f}" for s in solutions]),
-        ("Idle GPU-hours", [f"{sum(m.idle_gpu_hours for m in s.metrics.machines):,}" for s in solutions]),
+        (
+            "Idle reference GPU-hours",
+            [
+                f"{s.metrics.capacity_reference_gpu_hours - s.metrics.awarded_reference_gpu_hours:,.0f}"
+                for s in solutions
+            ],
+        ),
         ("Rank inversions", [str(rank_inversions(s)) for s in solutions]),
         ("Lowest-ranked funded", [_lowest_funded(s) for s in solutions]),
         ("Highest-ranked unfunded", [_highest_unfunded(s) for s in solutions]),

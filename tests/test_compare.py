@@ -202,10 +202,10 @@ def test_figures_of_a_known_pair() -> None:
         return figures[label].values
 
     assert values("Proven gap") == ("optimal", "optimal")
-    assert values("GPU-hours awarded") == ("8,000", "6,000")
-    assert figures["GPU-hours awarded"].numbers == (8000, 6000)
+    assert "GPU-hours awarded" not in figures  # hours of two machines do not add up
     assert values("Reference GPU-hours awarded") == ("10,000", "8,000")
-    assert values("Idle GPU-hours") == ("5,000", "3,000")  # 4,000 + 1,000; 2,000 + 1,000
+    assert figures["Reference GPU-hours awarded"].numbers == (10000, 8000)
+    assert values("Idle reference GPU-hours") == ("6,000", "4,000")  # 4,000 + 1,000 x 2; 2,000 + 1,000 x 2
     assert values("Used: m1") == ("60.0% of 10,000", "66.7% of 6,000")
     assert values("Used: m2") == ("66.7% of 3,000", "66.7% of 3,000")
     assert values("Commercial: m1") == ("2,000 / 2,000", "0 / 1,200")
@@ -272,8 +272,8 @@ def test_cli_csv_is_one_long_sheet(tmp_path: Path) -> None:
     rows = list(csv.reader(io.StringIO(_cli_compare(*_pair_files(tmp_path), "csv"))))
     assert rows[0] == ["section", "against", "item", "a.json", "b.json"]
     figures = {r[2]: r[3:] for r in rows if r[0] == "figure"}
-    assert [float(x) for x in figures["GPU-hours awarded"]] == [8000, 6000]  # no thousands separator
-    assert [float(x) for x in figures["Idle GPU-hours"]] == [5000, 3000]
+    assert [float(x) for x in figures["Reference GPU-hours awarded"]] == [10000, 8000]  # no separator
+    assert [float(x) for x in figures["Idle reference GPU-hours"]] == [6000, 4000]
     assert [float(x) for x in figures["Merit-weighted satisfaction"]] == [0.767, 0.5]
     assert figures["Lowest-ranked funded"] == ["R1 (#4, score 2.5)", "R1 (#4, score 2.5)"]
     assert figures["Used: m1"] == ["60.0% of 10,000", "66.7% of 6,000"]
@@ -290,7 +290,7 @@ def test_cli_csv_counts_are_integers(tmp_path: Path) -> None:
     """Counts of hours and proposals read back as integers in a spreadsheet or a script."""
     rows = list(csv.reader(io.StringIO(_cli_compare(*_pair_files(tmp_path), "csv"))))
     figures = {r[2]: r[3:] for r in rows if r[0] == "figure"}
-    assert [int(x) for x in figures["GPU-hours awarded"]] == [8000, 6000]
+    assert [int(x) for x in figures["Reference GPU-hours awarded"]] == [10000, 8000]
     assert [int(x) for x in figures["Proposals funded"]] == [3, 2]
 
 
@@ -301,7 +301,7 @@ def test_cli_markdown_has_a_row_per_figure_and_the_decisions(tmp_path: Path) -> 
     labels = [f.label.strip() for f in compare([_read(a), _read(b)], ["a", "b"]).figures]
     rows = [line for line in lines if line.startswith("| ") and not line.startswith("| Figure ")]
     assert [row.split(" | ")[0].removeprefix("| ") for row in rows] == labels
-    assert "| GPU-hours awarded | 8,000 | 6,000 |" in rows
+    assert "| Reference GPU-hours awarded | 10,000 | 8,000 |" in rows
     assert "| Fairness across groups (Jain) | 0.900 | 0.500 |" in rows
     assert f"> **Warning:** {WARNING}" in lines
     decisions = lines[lines.index("Decisions:") :]
@@ -319,7 +319,7 @@ def test_cli_json_numbers_match_values(tmp_path: Path) -> None:
     data = json.loads(_cli_compare(*_pair_files(tmp_path), "json"))
     assert data["warnings"] == [WARNING]
     numbers = {f["label"]: f["numbers"] for f in data["figures"]}
-    assert numbers["GPU-hours awarded"] == [8000, 6000]
+    assert numbers["Reference GPU-hours awarded"] == [10000, 8000]
     assert numbers["Reference GPU-hours awarded"] == [10000, 8000]
     assert numbers["Merit-weighted satisfaction"] == [0.767, 0.5]
     assert numbers["Fairness across groups (Jain)"] == [0.9, 0.5]
