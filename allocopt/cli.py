@@ -378,7 +378,13 @@ def verify(round_file: Path, solution_file: Path) -> None:
     """Recheck every rule and the objective of SOLUTION against ROUND, independently of the solver."""
     rnd = read_round(round_file)
     solution = read_solution(solution_file, names_checked=False)
-    violations = verify_solution(rnd, solution)
+    # The allocation is checked against ROUND; a file edited since solve is a violation too.
+    violations: list[object] = [
+        f"edited: {loc}: {message}"
+        for loc, message in solution.edits()
+        if loc == "$.input" or loc.startswith("$.provenance")
+    ]
+    violations += verify_solution(rnd, solution)
     if violations:
         for v in violations:
             warn(f"violation: {v}")

@@ -683,3 +683,14 @@ def test_compare_tells_files_of_one_name_apart(tmp_path: Path) -> None:
     result = run("compare", str(first), str(second))
     assert result.exit_code == 0, result.output
     assert str(second) in result.output
+
+
+def test_verify_counts_an_edited_embedded_round_as_a_violation(tmp_path: Path) -> None:
+    """The allocation still fits the round file given, but the file is not what solve wrote."""
+    data = json.loads(_solved_tiny(tmp_path).read_text())
+    data["input"]["machines"][0]["gpu_hours"] = 20_000
+    edited = tmp_path / "edited.json"
+    edited.write_text(json.dumps(data))
+    result = run("verify", TINY, str(edited))
+    assert result.exit_code == 1
+    assert "violation: edited: $.input: is not the round that was solved" in result.output
