@@ -456,6 +456,8 @@ def render_frontier(rows: list[dict[str, Any]], *, width: int = 140) -> str:
     """A sweep's frontier as a terminal table: one row per scenario."""
     table = Table(title="Frontier", box=box.SIMPLE_HEAD)
     columns = frontier_columns(rows)
+    if not any(row.get("note") for row in rows):  # every scenario solved: nothing to note
+        columns = [c for c in columns if c != "note"]
     short = [col.rsplit(".", 1)[-1] for col in columns]
     for col, name in zip(columns, short, strict=True):
         # A knob's path is shown by its last part unless two knobs share it; frontier.csv keeps
@@ -464,8 +466,9 @@ def render_frontier(rows: list[dict[str, Any]], *, width: int = 140) -> str:
             escape(name if short.count(name) == 1 else col),
             justify="left" if col in ("status", "note", "objective") else "right",
         )
-    for row in rows:
-        table.add_row(*(escape(_cell(row.get(col, ""), col)) for col in columns))
+    shown = {col: _column_cells([row.get(col, "") for row in rows], col) for col in columns}
+    for i in range(len(rows)):
+        table.add_row(*(escape(shown[col][i]) for col in columns))
     return to_text(table, width=width)
 
 
@@ -480,9 +483,29 @@ def frontier_csv(rows: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
-def _cell(value: Any, column: str = "") -> str:
-    if column == "note" and len(str(value)) > 60:
-        return str(value)[:57] + "..."
-    if isinstance(value, float):
-        return f"{value:.4f}" if abs(value) < 10 else f"{value:,.2f}"
-    return str(value)
+def _column_cells(values: list[Any], column: str) -> list[str]:
+    """One frontier column as text, every number in it with the same decimals so that the
+    column reads down: a knob's values with as many as the most precise needs (3.0, 3.5, 4.0),
+    a share with 4, merit with 4 below 10 and 2 from there."""
+    if column == "note":
+        return [str(v)[:57] + "..." if len(str(v)) > 60 else str(v) for v in values]
+
+    def is_number(v: Any) -> bool:
+        return isinstance(v, int | float) and not isinstance(v, bool)
+
+    numbers = [v for v in values if is_number(v)]
+    if not any(isinstance(v, float) for v in numbers):
+        return [str(v) for v in values]
+    if column.startswith("share_"):
+        spec = ".4f"
+    elif column == "merit":
+        spec = ".4f" if max(abs(v) for v in numbers) < 10 else ",.2f"
+    else:  # a knob: exact, as the user gave it
+        spec = f".{max(_decimals(v) for v in numbers)}f"
+    return [format(v, spec) if is_number(v) else str(v) for v in values]
+
+
+def _decimals(value: float) -> int:
+    """The decimals a value given on the command line needs (0.82: 2; 4: 0), at most 6."""
+    text = f"{value:.6f}".rstrip("0")
+    return len(text.split(".")[1]) if "." in text else 0

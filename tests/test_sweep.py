@@ -12,7 +12,7 @@ from allocopt.cli import cli
 from allocopt.errors import InputError
 from allocopt.files import write_atomic
 from allocopt.options import SolveOptions
-from allocopt.report import frontier_columns
+from allocopt.report import frontier_columns, render_frontier
 from allocopt.round import Round
 from allocopt.solution import Solution
 from allocopt.sweep import Scenario, apply, frontier_rows, parse_knob, run, scenarios
@@ -228,3 +228,21 @@ def test_frontier_columns_do_not_depend_on_which_scenario_failed() -> None:
             "note",
         ]
     )
+
+
+def test_frontier_numbers_read_down_each_column() -> None:
+    """Every number in a column has the same decimals: the knob's as the most precise value needs,
+    merit and shares alike in every row; the note column only when a scenario failed."""
+    rows = [
+        {"policy.score_threshold": v, "status": "optimal", "merit": m, "share_a": s, "note": ""}
+        for v, m, s in [(3, 9.5, 0.5), (3.5, 12.25, 0.61234), (4, 10.0, 1.0)]
+    ]
+    lines = render_frontier(rows).splitlines()
+    body = [line.split() for line in lines if line.strip().split(" ")[0][:1].isdigit()]
+    assert [r[0] for r in body] == ["3.0", "3.5", "4.0"]
+    assert [r[2] for r in body] == ["9.50", "12.25", "10.00"]
+    assert [r[3] for r in body] == ["0.5000", "0.6123", "1.0000"]
+    assert "note" not in "\n".join(lines)
+    failed = [*rows, {"policy.score_threshold": 4.5, "status": "infeasible", "note": "share minimum"}]
+    assert "note" in render_frontier(failed)
+    assert "4.5" in render_frontier(failed) and "3.0" in render_frontier(failed)
