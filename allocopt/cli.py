@@ -132,12 +132,25 @@ def gap_limit_option(text: str) -> Callable[[Any], Any]:
     )
 
 
+class GivenPath(click.Path):
+    """A file or folder path: an empty one (-o "") is refused, not taken for the current folder."""
+
+    def __init__(self, noun: str = "file name") -> None:
+        super().__init__(path_type=Path)
+        self.noun = noun
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not value.strip():
+            self.fail(f"is empty; give a {self.noun}", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 def output_option(what: str) -> Callable[[Any], Any]:
     """-o/--output for the commands that print a text: write it to a file instead."""
     return click.option(
         "-o",
         "--output",
-        type=click.Path(path_type=Path),
+        type=GivenPath(),
         default=None,
         callback=lambda _ctx, _param, value: None if value is not None and str(value) == "-" else value,
         help=f"Write {what} to this file instead of the screen ('-': the screen).",
@@ -219,7 +232,7 @@ def cli() -> None:
 
 
 @cli.command()
-@click.argument("round_file", metavar="ROUND", type=click.Path(path_type=Path))
+@click.argument("round_file", metavar="ROUND", type=GivenPath())
 def validate(round_file: Path) -> None:
     """Check a round file and print pre-solve diagnostics with advice."""
     rnd = read_round(round_file)
@@ -235,10 +248,8 @@ def validate(round_file: Path) -> None:
 
 
 @cli.command()
-@click.argument("round_file", metavar="ROUND", type=click.Path(path_type=Path))
-@click.option(
-    "-o", "--output", type=click.Path(path_type=Path), required=True, help="Solution file to write."
-)
+@click.argument("round_file", metavar="ROUND", type=GivenPath())
+@click.option("-o", "--output", type=GivenPath(), required=True, help="Solution file to write.")
 @work_limit_option("Deterministic work limit (CP-SAT deterministic seconds): reproducible.")
 @gap_limit_option("Stop once proven within this relative gap of the best possible; 0: prove optimality.")
 @click.option(
@@ -264,7 +275,7 @@ def validate(round_file: Path) -> None:
 @click.option(
     "--keep",
     "keep_file",
-    type=click.Path(path_type=Path),
+    type=GivenPath(),
     default=None,
     help="A previous solution to stay close to: fewest changed decisions, then fewest moved hours.",
 )
@@ -372,8 +383,8 @@ def solve(
 
 
 @cli.command()
-@click.argument("round_file", metavar="ROUND", type=click.Path(path_type=Path))
-@click.argument("solution_file", metavar="SOLUTION", type=click.Path(path_type=Path))
+@click.argument("round_file", metavar="ROUND", type=GivenPath())
+@click.argument("solution_file", metavar="SOLUTION", type=GivenPath())
 def verify(round_file: Path, solution_file: Path) -> None:
     """Recheck every rule and the objective of SOLUTION against ROUND, independently of the solver."""
     rnd = read_round(round_file)
@@ -397,7 +408,7 @@ def verify(round_file: Path, solution_file: Path) -> None:
 
 
 @cli.command()
-@click.argument("solution_file", metavar="SOLUTION", type=click.Path(path_type=Path))
+@click.argument("solution_file", metavar="SOLUTION", type=GivenPath())
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 @output_option("the report")
 def report(solution_file: Path, fmt: str, output: Path | None) -> None:
@@ -415,7 +426,7 @@ def report(solution_file: Path, fmt: str, output: Path | None) -> None:
 @click.option("--proposals", type=click.IntRange(1, 100_000), required=True, help="Number of proposals.")
 @click.option("--machines", type=click.IntRange(1, 99), required=True, help="Number of machines.")
 @click.option("--seed", type=click.IntRange(min=0), required=True, help="Random seed.")
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Round file to write.")
+@click.option("-o", "--output", type=GivenPath(), required=True, help="Round file to write.")
 @click.option(
     "--reviews",
     is_flag=True,
@@ -437,7 +448,7 @@ def generate(proposals: int, machines: int, seed: int, output: Path, reviews: bo
     metavar="SOLUTION_A SOLUTION_B [SOLUTION_C ...]",
     nargs=-1,
     required=True,
-    type=click.Path(path_type=Path),
+    type=GivenPath(),
 )
 @click.option("--format", "fmt", type=click.Choice(COMPARE_FORMATS), default="table", show_default=True)
 @output_option("the comparison")
@@ -463,7 +474,7 @@ def compare_command(solution_files: tuple[Path, ...], fmt: str, output: Path | N
 
 
 @cli.command()
-@click.argument("round_file", metavar="ROUND", type=click.Path(path_type=Path))
+@click.argument("round_file", metavar="ROUND", type=GivenPath())
 @click.option(
     "--vary",
     "varies",
@@ -476,7 +487,7 @@ def compare_command(solution_files: tuple[Path, ...], fmt: str, output: Path | N
 @click.option(
     "-o",
     "--out-dir",
-    type=click.Path(path_type=Path),
+    type=GivenPath("folder name"),
     default=None,
     help="Folder for the solutions, frontier.csv and the plots [default: sweep-ROUND-ID].",
 )
@@ -533,7 +544,7 @@ def sweep(
 
 
 @cli.command()
-@click.argument("solution_file", metavar="SOLUTION", type=click.Path(path_type=Path))
+@click.argument("solution_file", metavar="SOLUTION", type=GivenPath())
 def reproduce(solution_file: Path) -> None:
     """Re-solve the round embedded in SOLUTION with its recorded options; say if the result is identical."""
     solution = read_solution(solution_file)
@@ -568,7 +579,7 @@ def reproduce(solution_file: Path) -> None:
 
 
 @cli.command(name="explain")
-@click.argument("solution_file", metavar="SOLUTION", type=click.Path(path_type=Path))
+@click.argument("solution_file", metavar="SOLUTION", type=GivenPath())
 @click.option("--proposal", "proposal_id", default=None, help="Explain this proposal only.")
 @click.option(
     "--for-applicant",
@@ -631,7 +642,7 @@ def explain_command(
 
 
 @cli.command(name="rank")
-@click.argument("round_file", metavar="ROUND", type=click.Path(path_type=Path))
+@click.argument("round_file", metavar="ROUND", type=GivenPath())
 @click.option("--format", "fmt", type=click.Choice(REVIEW_FORMATS), default="table", show_default=True)
 @output_option("the ranking")
 def rank_command(round_file: Path, fmt: str, output: Path | None) -> None:
@@ -646,7 +657,7 @@ def rank_command(round_file: Path, fmt: str, output: Path | None) -> None:
 
 
 @cli.command(name="stability")
-@click.argument("round_file", metavar="ROUND", type=click.Path(path_type=Path))
+@click.argument("round_file", metavar="ROUND", type=GivenPath())
 @click.option("--samples", type=click.IntRange(1, 10_000), default=20, show_default=True, help="Re-solves.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the draws.")
 @click.option(

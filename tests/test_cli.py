@@ -596,6 +596,25 @@ def test_dash_output_is_the_screen_or_refused(tmp_path: Path, monkeypatch: pytes
     assert not (tmp_path / "-").exists()
 
 
+def test_an_empty_path_is_refused_not_taken_for_the_current_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """-o "" used to be reported as a folder named '.'; an empty input path as a folder too."""
+    monkeypatch.chdir(tmp_path)
+    solution = str(_solved_tiny(tmp_path))
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for args, noun in (
+        (["report", solution, "-o", ""], "file name"),
+        (["solve", TINY, "-o", ""], "file name"),
+        (["sweep", TINY, "--vary", "policy.score_threshold=3,4", "-o", " "], "folder name"),
+        (["validate", ""], "file name"),
+    ):
+        result = run(*args)
+        assert result.exit_code == 2, args
+        assert f"is empty; give a {noun}" in result.output, args
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
 def test_counts_are_in_words_a_reader_expects(tmp_path: Path) -> None:
     result = run(
         "generate", "--proposals", "1", "--machines", "1", "--seed", "1", "-o", str(tmp_path / "g.json")
