@@ -37,3 +37,14 @@ class InputError(AllocoptError):
 
 class InfeasibleError(AllocoptError):
     """The round's rules cannot all hold at once."""
+
+
+def nothing_found(stop_reason: str, what: str) -> AllocoptError:
+    """A search stopped before its first allocation: after Ctrl-C that is the user's choice, not a
+    limit to raise."""
+    if stop_reason == "interrupted":
+        return AllocoptError(f"stopped by Ctrl-C before {what} found any allocation; nothing was written")
+    return AllocoptError(
+        f"no allocation was found before {what} stopped ({stop_reason.replace('_', ' ')}); "
+        "raise --work-limit or --time-limit"
+    )

@@ -14,7 +14,7 @@ import math
 import time
 from dataclasses import dataclass, field
 
-from allocopt.errors import AllocoptError
+from allocopt.errors import nothing_found
 from allocopt.model import AllocationModel, OptionKey, RawResult
 from allocopt.options import SolveOptions
 from allocopt.rankbound import RaiseBounds, next_level
@@ -62,10 +62,7 @@ def walk(terms: Terms, options: SolveOptions, deadline: float | None = None) -> 
         return None
     if not first.units and first.status != "optimal":
         # Stopped by a limit before any allocation was found: that is not infeasibility.
-        raise AllocoptError(
-            f"no allocation was found before the first rank check stopped "
-            f"({first.stop_reason.replace('_', ' ')}); raise --work-limit or --time-limit"
-        )
+        raise nothing_found(first.stop_reason, "the first rank check")
     witness = first.units
     eligible = [terms.assessments[pid] for pid in terms.order if terms.assessments[pid].options]
     position = {pid: i + 1 for i, pid in enumerate(terms.order)}

@@ -12,7 +12,7 @@ from fractions import Fraction
 from importlib.metadata import version
 
 from allocopt.diagnose import conflicts, diagnostics, share_shortfalls
-from allocopt.errors import AllocoptError, InfeasibleError, InputError, Problem
+from allocopt.errors import AllocoptError, InfeasibleError, InputError, Problem, nothing_found
 from allocopt.files import sha256_of
 from allocopt.improve import improve
 from allocopt.model import AllocationModel, OptionKey, Progress, RawResult
@@ -119,10 +119,7 @@ def solve(
         if raw.status == "infeasible":
             raise InfeasibleError(_listed(_why_infeasible(terms, options, objective)))
         if raw.objective is None or raw.bound is None:
-            raise AllocoptError(
-                f"no allocation was found before the solve stopped ({raw.stop_reason.replace('_', ' ')}); "
-                "raise --work-limit or --time-limit"
-            )
+            raise nothing_found(raw.stop_reason, "the solve")
         bound = raw.bound if lp_bound is None else min(raw.bound, lp_bound)
         units, optimal = raw.units, raw.status == "optimal" or raw.objective == bound
         gap = (bound - raw.objective) / max(1, abs(bound))
