@@ -34,7 +34,7 @@ from allocopt.files import (
 )
 from allocopt.generate import generate_round, write_round
 from allocopt.model import Progress
-from allocopt.options import SolveOptions
+from allocopt.options import SEED_MAX, SolveOptions
 from allocopt.plot import plot_frontier
 from allocopt.report import (
     COMPARE_FORMATS,
@@ -158,9 +158,13 @@ def output_option(what: str) -> Callable[[Any], Any]:
 
 
 def file_output(value: Path, what: str) -> Path:
-    """-o of a command whose output is a file: '-' (the screen) is refused, not made a file."""
+    """-o of a command whose output is a JSON file: '-' (the screen) is refused, not made a file,
+    and so is a suffix naming another format (-o x.csv would hold JSON)."""
     if str(value) == "-":
         raise click.UsageError(f"-o -: {what} is a file; give a file name")
+    named = _BY_SUFFIX.get(value.suffix.lower())
+    if named is not None and named != "json":
+        raise click.UsageError(f"-o {value.name}: {what} is a JSON file, not {named}; name it .json")
     return value
 
 
@@ -265,7 +269,9 @@ def validate(round_file: Path) -> None:
     show_default=True,
     help="CP-SAT workers (interleaved, so the result does not depend on machine load).",
 )
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="CP-SAT random seed.")
+@click.option(
+    "--seed", type=click.IntRange(0, SEED_MAX), default=0, show_default=True, help="CP-SAT random seed."
+)
 @click.option(
     "--objective",
     type=click.Choice(["merit", "rank"]),
@@ -312,8 +318,21 @@ def solve(
     check_writable(output, (*round_files(round_file), *((keep_file,) if keep_file else ())))
     if keep_file is None and keep_tolerance:
         raise click.UsageError("--keep-tolerance needs --keep: the previous solution to stay close to")
+    if keep_file is not None and objective == "rank":
+        raise click.UsageError("--keep applies to the merit objective: a rank solve has no tolerance to use")
     rnd = read_round(round_file)
     keep = None
+    if keep_file is not None and objective is None and rnd.policy.objective == "rank":
+        raise InputError(
+            [
+                Problem(
+                    str(round_file),
+                    "$.policy.objective",
+                    "is 'rank', and --keep applies to the merit objective (a rank solve has no "
+                    "tolerance to use); give --objective merit, or leave out --keep",
+                )
+            ]
+        )
     if keep_file is not None:
         previous = read_solution(keep_file)
         if previous.round_id != rnd.id:
@@ -534,13 +553,18 @@ def sweep(
     write_atomic(out_dir / "frontier.csv", frontier_csv(rows))
     numeric = [k.path for k in knobs if k.path != "objective"]
     title = f"{rnd.id}: merit as {numeric[0]} varies" if numeric else f"{rnd.id}: merit by objective"
-    plots = plot_frontier(rows, numeric[0] if numeric else None, out_dir / "frontier", title, numeric[1:])
-    click.echo(render_frontier(rows, width=screen_width()), nl=False)
     solved = sum(o.solution is not None for o in outcomes)
-    say(
-        f"{solved} of {len(outcomes)} scenarios solved; wrote {out_dir}/ (solutions, frontier.csv"
-        + (", frontier.png, frontier.svg)" if plots else ")")
+    plots = (  # a plot of failures alone has no merit axis to show
+        plot_frontier(rows, numeric[0] if numeric else None, out_dir / "frontier", title, numeric[1:])
+        if solved
+        else []
     )
+    click.echo(render_frontier(rows, width=screen_width()), nl=False)
+    written = [*(["solutions"] if solved else []), "frontier.csv", *(p.name for p in plots)]
+    say(f"{solved} of {len(outcomes)} scenarios solved; wrote {out_dir}/ ({', '.join(written)})")
+    if not solved:
+        warn("no scenario could be solved: see the note on each row")
+        raise Failed(1)
 
 
 @cli.command()

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+SEED_MAX = 2**31 - 1  # CP-SAT's random seed is a 32-bit signed integer
+
 
 class SolveOptions(BaseModel):
     """How to solve a round. Every field is recorded in the solution's provenance."""
@@ -21,7 +23,7 @@ class SolveOptions(BaseModel):
         le=64,
         description="CP-SAT search workers; more than one runs interleaved, which stays deterministic.",
     )
-    seed: int = Field(default=0, ge=0, description="CP-SAT random seed.")
+    seed: int = Field(default=0, ge=0, le=SEED_MAX, description="CP-SAT random seed.")
     work_limit: float = Field(
         default=30.0,
         gt=0,

@@ -86,6 +86,8 @@ def _parse_knob(text: str) -> Knob:
             start, stop, step = (Decimal(x) for x in spec.split(":"))
         except (ValueError, InvalidOperation):
             raise ValueError(f"--vary {text!r}: START:STOP:STEP must be three numbers") from None
+        if not all(d.is_finite() for d in (start, stop, step)):
+            raise ValueError(f"--vary {text!r}: START, STOP and STEP must be finite numbers")
         if step <= 0 or stop < start:
             raise ValueError(f"--vary {text!r}: need STOP >= START and STEP > 0")
         count = int((stop - start) / step) + 1
@@ -93,9 +95,12 @@ def _parse_knob(text: str) -> Knob:
             raise ValueError(f"--vary {text!r}: {count} values; use a larger step (at most {MAX_SCENARIOS})")
         return Knob(path, tuple(_number(start + i * step) for i in range(count)))
     try:
-        return Knob(path, tuple(_number(Decimal(v.strip())) for v in spec.split(",")))
+        numbers = [Decimal(v.strip()) for v in spec.split(",")]
     except InvalidOperation:
         raise ValueError(f"--vary {text!r}: the values must be numbers") from None
+    if not all(d.is_finite() for d in numbers):
+        raise ValueError(f"--vary {text!r}: the values must be finite numbers (no NaN or infinity)")
+    return Knob(path, tuple(_number(d) for d in numbers))
 
 
 def scenarios(knobs: list[Knob]) -> list[Scenario]:

@@ -715,3 +715,41 @@ def test_verify_counts_an_edited_embedded_round_as_a_violation(tmp_path: Path) -
     result = run("verify", TINY, str(edited))
     assert result.exit_code == 1
     assert "violation: edited: $.input: is not the round that was solved" in result.output
+
+
+def test_a_seed_cp_sat_cannot_take_is_a_usage_error(tmp_path: Path) -> None:
+    """CP-SAT's seed is 32-bit: 2^31 was an internal error (exit 3)."""
+    result = run("solve", TINY, "-o", str(tmp_path / "s.json"), "--seed", str(2**31))
+    assert result.exit_code == 2 and "0<=x<=2147483647" in result.output
+    assert not (tmp_path / "s.json").exists()
+    assert run("solve", TINY, "-o", str(tmp_path / "s.json"), "--seed", str(2**31 - 1), "-q").exit_code == 0
+
+
+def test_keep_under_rank_is_bad_input_naming_where_rank_comes_from(tmp_path: Path) -> None:
+    """--keep cannot apply to a rank solve: a usage error, or the round file's policy.objective."""
+    previous = str(_solved_tiny(tmp_path))
+    result = run("solve", TINY, "-o", str(tmp_path / "k.json"), "--keep", previous, "--objective", "rank")
+    assert result.exit_code == 2 and "--keep applies to the merit objective" in result.output
+    data = json.loads(Path(TINY).read_text())
+    data["policy"]["objective"] = "rank"
+    ranked = tmp_path / "rank.json"
+    ranked.write_text(json.dumps(data))
+    result = run("solve", str(ranked), "-o", str(tmp_path / "k.json"), "--keep", previous)
+    assert result.exit_code == 2
+    assert "rank.json: $.policy.objective: is 'rank'" in result.output
+    assert "give --objective merit, or leave out --keep" in result.output
+    assert not (tmp_path / "k.json").exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["solve", TINY, "-q"], ["generate", "--proposals", "5", "--machines", "2", "--seed", "1"]],
+)
+@pytest.mark.parametrize("name", ["x.csv", "x.html", "x.md"])
+def test_a_json_output_named_for_another_format_is_refused(
+    tmp_path: Path, args: list[str], name: str
+) -> None:
+    """solve and generate write JSON: -o x.csv would be a JSON file named as CSV."""
+    result = run(*args, "-o", str(tmp_path / name))
+    assert result.exit_code == 2 and f"-o {name}:" in result.output and "name it .json" in result.output
+    assert not (tmp_path / name).exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
@@ -246,3 +247,29 @@ def test_frontier_numbers_read_down_each_column() -> None:
     failed = [*rows, {"policy.score_threshold": 4.5, "status": "infeasible", "note": "share minimum"}]
     assert "note" in render_frontier(failed)
     assert "4.5" in render_frontier(failed) and "3.0" in render_frontier(failed)
+
+
+def test_a_sweep_with_nothing_solved_fails_and_says_what_it_wrote(tmp_path: Path) -> None:
+    """Every scenario infeasible: exit 1, the frontier (with each row's note) but no plot of
+    failures alone, and no claim of solutions written."""
+    data = json.loads((ROOT / "instances" / "tiny.json").read_text())
+    data["machines"][0]["commercial_cap"] = 0.1
+    next(g for g in data["policy"]["share_groups"] if g["id"] == "startups")["min_share"] = 0.25
+    path, out = tmp_path / "infeasible.json", tmp_path / "sweep"
+    path.write_text(json.dumps(data))
+    result = CliRunner().invoke(
+        cli, ["sweep", str(path), "--vary", "policy.score_threshold=3,3.5", "-o", str(out), "--parallel", "1"]
+    )
+    assert result.exit_code == 1, result.output
+    assert "0 of 2 scenarios solved; wrote" in result.output and "(frontier.csv)" in result.output
+    assert sorted(p.name for p in out.iterdir()) == ["frontier.csv"]
+    rows = list(csv.DictReader((out / "frontier.csv").read_text().splitlines()))
+    assert [r["status"] for r in rows] == ["infeasible", "infeasible"]
+
+
+@pytest.mark.parametrize(
+    "vary", ["policy.score_threshold=nan", "policy.score_threshold=3,inf", "policy.score_threshold=3:nan:1"]
+)
+def test_a_knob_value_that_is_not_finite_is_refused(vary: str) -> None:
+    with pytest.raises(ValueError, match="finite"):
+        parse_knob(vary)
