@@ -49,6 +49,7 @@ from allocopt.review_report import FORMATS as REVIEW_FORMATS
 from allocopt.review_report import render_ranking, render_stability
 from allocopt.round import FORMAT as ROUND_FORMAT
 from allocopt.round import Proposal, Round, json_path
+from allocopt.solution import FORMAT as SOLUTION_FORMAT
 from allocopt.solution import STOPPED_BY, Solution
 from allocopt.solve import Keep
 from allocopt.solve import solve as solve_round
@@ -766,8 +767,11 @@ def read_solution(path: Path, *, names_checked: bool = True) -> Solution:
         raise InputError([Problem(str(path), "$", "a solution file must hold a JSON object")])
     # Another kind of file: one line, not one per field it lacks.
     kind = None
-    if data.get("format") == ROUND_FORMAT or "machines" in data:
+    tag = data.get("format")
+    if tag == ROUND_FORMAT or "machines" in data:
         kind = "a round file"
+    elif isinstance(tag, str) and tag != SOLUTION_FORMAT:
+        kind = f"a '{tag}' file"
     elif "input" not in data and "explanations" in data:
         kind = "a JSON report, which holds no round"
     elif "format" not in data and "input" not in data:

@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from allocopt.errors import InputError, Problem
+from allocopt.round import FORMAT as ROUND_FORMAT
 from allocopt.round import Loc, Round, cross_check, json_path
 from allocopt.terms import derive
 
@@ -131,10 +132,18 @@ def read_round(path: str | Path) -> Round:
     data = read_json(path)
     if not isinstance(data, dict):
         raise InputError([Problem(str(path), "$", "a round file must hold a JSON object")])
-    if "provenance" in data or "round_id" in data:  # one line, not one per field it lacks
-        raise InputError(
-            [Problem(str(path), "$", "this is a solution or report, not a round; give the round file")]
-        )
+    # Another kind of file: one line, not one per field it lacks.
+    tag = data.get("format")
+    if isinstance(tag, str) and tag != ROUND_FORMAT:
+        wrong: str | None = f"this is a '{tag}' file, not a round"
+    elif "provenance" in data or "round_id" in data:
+        wrong = "this is a solution or report, not a round"
+    elif tag is None and not {"machines", "policy", "proposals"} & data.keys():
+        wrong = "this is not a round file: it has no machines, policy or proposals"
+    else:
+        wrong = None
+    if wrong is not None:
+        raise InputError([Problem(str(path), "$", f"{wrong}; give the round file")])
     origins, problems = _inline_proposal_files(path, data)
     if problems:
         raise InputError(problems)

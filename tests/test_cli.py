@@ -672,7 +672,26 @@ def test_a_file_of_the_wrong_kind_is_one_line(tmp_path: Path) -> None:
         result = run(*args)
         assert result.exit_code == 2
         assert result.output.strip() == (
-            f"error: {solution}: $: this is a solution or report, not a round; give the round file"
+            f"error: {solution}: $: this is a 'allocopt-solution/1' file, not a round; give the round file"
+        )
+    # A stability analysis or a comparison gave one line per field they lack (3,500 on the shipped round).
+    stability, comparison = tmp_path / "stability.json", tmp_path / "compare.json"
+    stability.write_text(
+        json.dumps({"format": "allocopt-stability/1", "round_id": "tiny-2026", "samples": 2})
+    )
+    assert run("compare", str(solution), str(solution), "-o", str(comparison)).exit_code == 0
+    for args, expected in (
+        (["report", str(stability)], "this is a 'allocopt-stability/1' file; give a solution file"),
+        (["explain", str(stability)], "this is a 'allocopt-stability/1' file; give a solution file"),
+        (["validate", str(stability)], "this is a 'allocopt-stability/1' file, not a round"),
+        (["validate", str(comparison)], "this is not a round file: it has no machines, policy or proposals"),
+        (["report", str(comparison)], "this is not a solution file"),
+    ):
+        result = run(*args)
+        assert result.exit_code == 2, args
+        assert len(result.output.strip().splitlines()) == 1 and expected in result.output, (
+            args,
+            result.output,
         )
 
 
