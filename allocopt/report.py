@@ -197,13 +197,18 @@ def digest_lines(solution: Solution) -> list[str]:
 # -- terminal tables ----------------------------------------------------------
 
 
+def _share_basis(solution: Solution) -> str:
+    """What the shares are fractions of (policy.share_basis)."""
+    return "the round's capacity" if solution.metrics.share_basis == "capacity" else "the hours awarded"
+
+
 def summary_tables(solution: Solution) -> Group:
     """Headline, shares per group and use per machine."""
     head = Table(show_header=False, box=box.SIMPLE)
     for label, value in headline(solution):
         head.add_row(label, escape(value))
 
-    groups = Table(title="Shares (of the round's capacity in reference GPU-hours)", box=box.SIMPLE_HEAD)
+    groups = Table(title=f"Shares (of {_share_basis(solution)} in reference GPU-hours)", box=box.SIMPLE_HEAD)
     for col in ("Group", "Reference GPU-h", "Share", "Bounds", "Funded"):
         groups.add_column(col, justify="left" if col == "Group" else "right")
     for g in solution.metrics.groups:
@@ -280,7 +285,7 @@ def markdown(solution: Solution) -> str:
     """A Markdown report: headline, shares, machines and every proposal."""
     lines = [f"# Allocation: {_md(solution.round_name)}", ""]
     lines += _md_table(("Figure", "Value"), headline(solution))
-    lines += ["", "## Shares", ""]
+    lines += ["", "## Shares", "", f"Of {_share_basis(solution)} in reference GPU-hours.", ""]
     lines += _md_table(
         ("Group", "Reference GPU-h", "Share", "Bounds", "Funded"),
         (

@@ -118,3 +118,19 @@ def test_a_split_award_keeps_its_hours_per_machine() -> None:
         text = render(solution, fmt, width=200)
         line = next(li for li in text.splitlines() if "P1" in li and " + " in li)
         assert " + ".join(names[m] for m in split) in line and shown in line, line
+
+
+def test_shares_say_what_they_are_fractions_of(tiny: Round, tiny_solution: Solution) -> None:
+    """Under share_basis 'awarded' the table and Markdown said 'of the round's capacity' beside
+    shares of the hours awarded."""
+    awarded = solve(
+        tiny.model_copy(update={"policy": tiny.policy.model_copy(update={"share_basis": "awarded"})})
+    )
+    for fmt in ("table", "markdown"):
+        shown, usual = render(awarded, fmt, width=200).lower(), render(tiny_solution, fmt, width=200).lower()
+        assert "of the hours awarded in reference gpu-hours" in shown
+        assert "of the round's capacity in reference gpu-hours" not in shown
+        assert "of the round's capacity in reference gpu-hours" in usual
+    science = next(g for g in awarded.metrics.groups if g.id == "science")
+    awarded_ref = sum(g.reference_gpu_hours for g in awarded.metrics.groups)
+    assert science.share == pytest.approx(science.reference_gpu_hours / awarded_ref, abs=1e-4)
