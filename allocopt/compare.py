@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from allocopt.solution import Decision, ProposalResult, Solution
+from allocopt.words import pct
 
 
 @dataclass(frozen=True)
@@ -164,12 +165,13 @@ def proposal_changes(base: Solution, other: Solution) -> list[str]:
             dropped.append(f"{pid} (had {_award(a)})")
         elif a.allocations and b.allocations:
             delta = b.reference_gpu_hours - a.reference_gpu_hours
+            change = fraction_change(a.fraction_of_request, b.fraction_of_request)
             if {x.machine for x in a.allocations} != {x.machine for x in b.allocations}:
                 moved.append(f"{pid} ({_award(a)} -> {_award(b)})")
             elif delta > 0:
-                gained.append(f"{pid} (+{delta:,.0f} reference GPU-h, {_pct(a)} -> {_pct(b)} of request)")
+                gained.append(f"{pid} (+{delta:,.0f} reference GPU-h, {change} of request)")
             elif delta < 0:
-                lost.append(f"{pid} ({delta:,.0f} reference GPU-h, {_pct(a)} -> {_pct(b)} of request)")
+                lost.append(f"{pid} ({delta:,.0f} reference GPU-h, {change} of request)")
     out = []
     for head, items in (
         ("got in", got_in),
@@ -305,8 +307,12 @@ def _award(r: ProposalResult) -> str:
     return ", ".join(f"{x.gpu_hours:,} GPU-h on {x.machine}" for x in r.allocations) or "no award"
 
 
-def _pct(r: ProposalResult) -> str:
-    return f"{r.fraction_of_request:.0%}"
+def fraction_change(a: float, b: float) -> str:
+    """Fractions of request before and after, with the decimals that tell them apart."""
+    before, after = pct(a), pct(b)
+    if before == after:
+        before, after = f"{a:.2%}", f"{b:.2%}"
+    return f"{before} -> {after}"
 
 
 def differences_apart_from_timing(

@@ -37,6 +37,7 @@ from allocopt.round import Round
 from allocopt.solution import Decision, ProposalResult, Solution
 from allocopt.solve import solve_or_stop
 from allocopt.terms import Assessment, Option, Terms, cap_units, derive, exact, hardware_mismatch
+from allocopt.words import pct
 
 PER = 1_000_000  # merit per hour is shown per this many reference GPU-hours
 LISTED_INVERSIONS = 50
@@ -1006,12 +1007,7 @@ def _num(x: float) -> str:
 
 
 def _pct(x: float) -> str:
-    """A percentage that never rounds a reduced award up to 100 % (or a small one down to 0 %)."""
-    if 0.995 <= x < 1:
-        return "over 99%"
-    if 0 < x < 0.005:
-        return "under 1%"
-    return f"{x:.0%}"
+    return pct(x)
 
 
 def _and(items: list[str]) -> str:

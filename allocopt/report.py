@@ -22,6 +22,7 @@ from rich.table import Table
 from allocopt.compare import Comparison, percent, rank_inversions
 from allocopt.explain import Digest, digest, explain
 from allocopt.solution import STOPPED_BY, Decision, GroupMetrics, Solution
+from allocopt.words import pct
 
 FORMATS = ("table", "markdown", "csv", "json", "html")
 COMPARE_FORMATS = ("table", "markdown", "csv", "json")
@@ -249,7 +250,7 @@ def proposals_table(solution: Solution) -> Table:
             _DECISION_WORDS[Decision(row["decision"])],
             escape(row["machine"]),
             _hours(row),
-            f"{row['fraction_of_request']:.0%}" if row["reference_gpu_hours"] else "",
+            pct(row["fraction_of_request"], short=True) if row["reference_gpu_hours"] else "",
             escape(_with_pin(row)),
         )
     return table
@@ -326,7 +327,7 @@ def markdown(solution: Solution) -> str:
                 _DECISION_WORDS[Decision(r["decision"])],
                 r["machine"],
                 _hours(r),
-                f"{r['fraction_of_request']:.0%}",
+                pct(r["fraction_of_request"], short=True),
                 _with_pin(r),
             )
             for r in sorted(proposal_rows(solution), key=lambda r: r["rank"])
@@ -376,7 +377,10 @@ def csv_text(solution: Solution) -> str:
 
 
 def safe_cell(value: Any) -> Any:
-    """Prefix a quote to text starting with = + - @ (after any spaces) or a tab/CR: shown, never run."""
+    """Prefix a quote to text starting with = + - @ (after any spaces) or a tab/CR: shown, never run.
+    A float keeps 12 significant digits: 0.673, not the 0.6729999999999999 a sum of floats gives."""
+    if isinstance(value, float):
+        return float(f"{value:.12g}")
     if value == "-":  # a dash for "none" is no formula
         return value
     if isinstance(value, str) and (value[:1] in ("\t", "\r") or value.lstrip()[:1] in ("=", "+", "-", "@")):

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from allocopt.cli import cli
 from allocopt.compare import (
     compare,
+    fraction_change,
     group_fairness,
     input_differences,
     proposal_changes,
@@ -339,3 +340,10 @@ def test_cli_table_shows_the_round_id_warning(tmp_path: Path) -> None:
     out = _cli_compare(*_pair_files(tmp_path), "table")
     assert out.splitlines()[0] == f"warning: {WARNING}"
     assert 'round id: "rule-test" -> "rule-test-2"' in out
+
+
+def test_a_change_too_small_for_whole_percentages_shows_decimals() -> None:
+    """'100% -> 100%' beside +900 GPU-h read as no change at all."""
+    assert fraction_change(0.9994, 0.9999) == "99.94% -> 99.99%"
+    assert fraction_change(0.9994, 0.46) == "over 99% -> 46%"
+    assert fraction_change(0.5, 1.0) == "50% -> 100%"
