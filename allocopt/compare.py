@@ -210,11 +210,33 @@ def input_differences(base: Solution, other: Solution) -> list[str]:
     changed = _by_id("proposal", a["proposals"], b["proposals"], detail=False)
     out += changed
     out += [f"option {line}" for line in _dict_diff(base.provenance.options, other.provenance.options)]
+    out += _keep_difference(base, other)
     if base.provenance.allocopt_version != other.provenance.allocopt_version:
         out.append(f"allocopt {base.provenance.allocopt_version} -> {other.provenance.allocopt_version}")
     if not out and base.provenance.input_sha256 == other.provenance.input_sha256:
         return ["the same round and options"]
     return out or ["the rounds differ only in names or titles"]
+
+
+def _keep_difference(base: Solution, other: Solution) -> list[str]:
+    """--keep is an option of the solve too: whether it was given, with which tolerance, and
+    which previous solution (by its round's sha256) it stayed close to."""
+
+    def keep(s: Solution) -> str:
+        k = s.keep
+        if k is None:
+            return "none"
+        return f"a solution of round sha256 {k.previous_input_sha256[:12]}..., tolerance {k.tolerance:g}"
+
+    a, b = keep(base), keep(other)
+    same_previous = (
+        base.keep is not None and other.keep is not None and base.keep.previous == other.keep.previous
+    )
+    if a != b:
+        return [f"option keep: {a} -> {b}"]
+    if base.keep is not None and not same_previous:
+        return ["option keep: the same tolerance, other previous awards"]
+    return []
 
 
 def _by_id(what: str, a: list[dict[str, Any]], b: list[dict[str, Any]], detail: bool = True) -> list[str]:

@@ -26,7 +26,7 @@ from allocopt.options import SolveOptions
 from allocopt.report import render_comparison
 from allocopt.round import Round
 from allocopt.solution import Solution
-from allocopt.solve import solve
+from allocopt.solve import Keep, solve
 from tests.helpers import group, machine, make_round, pin, proposal
 
 
@@ -347,3 +347,12 @@ def test_a_change_too_small_for_whole_percentages_shows_decimals() -> None:
     assert fraction_change(0.9994, 0.9999) == "99.94% -> 99.99%"
     assert fraction_change(0.9994, 0.46) == "over 99% -> 46%"
     assert fraction_change(0.5, 1.0) == "50% -> 100%"
+
+
+def test_keep_is_an_input_difference(tiny: Round, tiny_solution: Solution) -> None:
+    """A re-solve with --keep was listed as 'the same round and options'."""
+    kept = solve(tiny, keep=Keep.of(tiny_solution, 0.002))
+    (line,) = input_differences(tiny_solution, kept)
+    assert line.startswith("option keep: none -> a solution of round sha256 ")
+    assert line.endswith("tolerance 0.002")
+    assert input_differences(kept, kept) == ["the same round and options"]
