@@ -8,7 +8,7 @@ to say exactly how much of a minimum can be met.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 
 from allocopt.model import AllocationModel
@@ -166,6 +166,10 @@ class Conflict:
 
     rules: list[str]
     minimal: bool  # False when a check ran out of work, so a listed rule may not be needed
+    # For each rule, whether changing it alone resolves the round's conflicts (all but those of
+    # the other conflicts found): dropping one rule of a minimal conflict resolves that conflict,
+    # but another may overlap it (share the rest of its rules).
+    enough: list[bool] = field(default_factory=list)
 
 
 MAX_CONFLICTS = 5  # separate conflicts reported at most; beyond them, solve again after fixing
@@ -200,7 +204,12 @@ def conflicts(terms: Terms, options: SolveOptions, objective: str = "merit") -> 
             )
             for rule in core
         ]
-        out.append(Conflict(words, minimal))
+        enough = [
+            model.check_rules(options, [r for r in every if r != rule and r not in elsewhere])[0]
+            == "feasible"
+            for rule in core
+        ]
+        out.append(Conflict(words, minimal, enough))
     return out
 
 

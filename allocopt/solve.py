@@ -449,16 +449,36 @@ def _why_infeasible(terms: Terms, options: SolveOptions, objective: str) -> list
     found = conflicts(terms, options, objective)
     out: list[str] = []
     for n, conflict in enumerate(found, 1):
-        head = (
-            f"these {len(conflict.rules)} rules cannot all hold together; change any one of them"
-            if len(conflict.rules) > 1
-            else "this rule cannot hold with the others; change it"
-        )
+        where = "this conflict" if len(found) > 1 else "the round"
+        alone = sum(conflict.enough)
+        marked = 0 < alone < len(conflict.rules)
+        if len(conflict.rules) == 1:
+            head = "this rule cannot hold with the others; change it"
+        elif alone == len(conflict.rules):
+            head = f"these {len(conflict.rules)} rules cannot all hold together; change any one of them"
+        elif marked:
+            # Changing another resolves this set but leaves an overlapping one: say which suffice.
+            head = (
+                f"these {len(conflict.rules)} rules cannot all hold together; changing one marked * "
+                f"resolves {where}, changing another leaves other rules in conflict"
+            )
+        else:
+            head = (
+                f"these {len(conflict.rules)} rules cannot all hold together; changing any one of them "
+                f"leaves other rules in conflict: change two or more, or solve again after changing one"
+            )
         if len(found) > 1:
             head = f"conflict {n} of {len(found)}: {head}"
         if not conflict.minimal:
             head += " (a check ran out of its work limit: one of them may not be needed)"
-        out += [head + ":", *(f"  {rule}" for rule in conflict.rules)]
+        enough = conflict.enough or [True] * len(conflict.rules)
+        out += [
+            head + ":",
+            *(
+                f"  {'* ' if marked and ok else ''}{rule}"
+                for rule, ok in zip(conflict.rules, enough, strict=True)
+            ),
+        ]
     if len(found) > 1:
         out.append(f"the round has {len(found)} separate conflicts: resolve each one")
     if out:

@@ -170,3 +170,30 @@ def test_a_score_threshold_that_keeps_a_group_out_is_named() -> None:
     message = str(caught.value)
     assert "5 Science proposal(s) score below the score threshold (4.9; the best of them 4.8)" in message
     assert "a score_threshold at or below 4.2 admits the best" in message  # the start-ups' best
+
+
+def _excluding(*ids: str) -> dict[str, Any]:
+    data = tiny_data()
+    data["policy"]["pins"] = [{"proposal": p, "action": "exclude", "reason": "x"} for p in ids]
+    return data
+
+
+def test_overlapping_conflicts_mark_the_rules_that_resolve_the_round() -> None:
+    """Four exclusions and the Science floor: the minimal conflict found is {P-01, P-02, the floor},
+    but with P-01's pin gone, P-02, P-05 and P-08 still starve the floor. 'Change any one of them'
+    was wrong advice: only the floor's change resolves the round."""
+    data = _excluding("P-01", "P-02", "P-05", "P-08")
+    with pytest.raises(InfeasibleError) as err:
+        solve(round_of(data))
+    text = str(err.value)
+    assert "changing one marked * resolves the round, changing another leaves other rules in conflict" in text
+    marked = [line.strip() for line in text.splitlines() if line.strip().startswith("* ")]
+    assert len(marked) == 1 and "Science minimum share" in marked[0]
+    assert "change any one of them" not in text
+    # The claim holds: without the floor it solves; without one unmarked pin it does not.
+    floorless = _excluding("P-01", "P-02", "P-05", "P-08")
+    science = next(g for g in floorless["policy"]["share_groups"] if g["id"] == "science")
+    science["min_share"] = 0.0
+    solve(round_of(floorless))
+    with pytest.raises(InfeasibleError):
+        solve(round_of(_excluding("P-02", "P-05", "P-08")))
