@@ -274,9 +274,28 @@ def _with_pin(row: dict[str, Any]) -> str:
 def to_text(*renderables: Any, width: int) -> str:
     console = Console(file=io.StringIO(), width=width, color_system=None, force_terminal=False)
     for r in renderables:
+        _unclipped(r)
         console.print(r)
     out = console.file.getvalue()  # type: ignore[attr-defined]
     return str(out)
+
+
+def _unclipped(renderable: Any) -> None:
+    """On a narrow terminal rich shortens cells with '...': a number, a machine name or an
+    input's sha256 cut short is worse than a wrapped line. Each column is kept at least as wide
+    as its longest number, and text wraps between words or, a word too long for its column,
+    folds onto the next line instead of being cut."""
+    if isinstance(renderable, Group):
+        for inner in renderable.renderables:
+            _unclipped(inner)
+        return
+    if not isinstance(renderable, Table):
+        return
+    for column in renderable.columns:
+        numbers = [w for cell in column.cells for w in str(cell).split() if any(c.isdigit() for c in w)]
+        longest = max((len(w) for w in numbers), default=0)
+        column.min_width = max(column.min_width or 0, min(longest, 24))  # a sha256 folds
+        column.overflow = "fold"
 
 
 # -- Markdown -----------------------------------------------------------------

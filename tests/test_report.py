@@ -9,10 +9,13 @@ import json
 
 import pytest
 
+from allocopt.files import read_round
+from allocopt.options import SolveOptions
 from allocopt.report import render
 from allocopt.round import Round
 from allocopt.solution import Solution
 from allocopt.solve import solve
+from tests.conftest import ROOT
 
 
 def hostile(tiny: Round) -> Solution:
@@ -134,3 +137,17 @@ def test_shares_say_what_they_are_fractions_of(tiny: Round, tiny_solution: Solut
     science = next(g for g in awarded.metrics.groups if g.id == "science")
     awarded_ref = sum(g.reference_gpu_hours for g in awarded.metrics.groups)
     assert science.share == pytest.approx(science.reference_gpu_hours / awarded_ref, abs=1e-4)
+
+
+def test_an_80_column_terminal_cuts_no_number_or_hash() -> None:
+    """rich shortened cells with '...': 'JUPITER 10,403,0...' and a cut input sha256 on the shipped
+    round. Numbers stay whole and the sha256 folds onto the next line."""
+    shipped = solve(read_round(ROOT / "instances" / "eurohpc-2026.json"), SolveOptions(work_limit=5))
+    text = render(shipped, "table", width=80)
+    assert "…" not in text and max(len(line) for line in text.splitlines()) <= 80
+    lines = text.splitlines()
+    for m in shipped.metrics.machines:
+        assert any(f"{m.awarded_gpu_hours:,}" in line.split() for line in lines), m.id
+    sha = shipped.provenance.input_sha256
+    start = next(i for i, line in enumerate(lines) if "Input sha256" in line)
+    assert sha in "".join(line.split()[-1] for line in lines[start : start + 3] if line.strip())
