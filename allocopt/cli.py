@@ -56,7 +56,7 @@ from allocopt.solve import solve as solve_round
 from allocopt.stability import stability as run_stability
 from allocopt.sweep import check_paths, frontier_rows, parse_knob, scenarios
 from allocopt.sweep import run as run_sweep
-from allocopt.terms import OBJECTIVE_SCALE, derive
+from allocopt.terms import derive
 from allocopt.verify import verify as verify_solution
 
 EXIT_OK, EXIT_FAIL, EXIT_INPUT, EXIT_BUG = 0, 1, 2, 3
@@ -362,13 +362,11 @@ def solve(
         warn("warning: policy.lottery applies only under the rank objective; no lots are drawn under 'merit'")
     status = Status("solving...", console=err) if err.is_terminal and not quiet else None
 
-    scale = OBJECTIVE_SCALE[rnd.policy.merit.value]  # progress in merit points, as the summary
-
-    def progress(p: Progress) -> None:
+    def progress(p: Progress) -> None:  # in merit points, as the summary
         if status is not None:
             gap = (p.bound - p.objective) / max(1, abs(p.bound))
             status.update(
-                f"solving: merit {p.objective / scale:,.4f}, bound {p.bound / scale:,.4f}, "
+                f"solving: merit {p.objective / p.scale:,.4f}, bound {p.bound / p.scale:,.4f}, "
                 f"gap {gap:.4%}, {p.seconds:.1f} s"
             )
 

@@ -114,7 +114,7 @@ def solve(
         except KeyboardInterrupt:
             interrupted = True  # Ctrl-C: keep the first allocation CP-SAT finds
         lp_bound = relaxation.bound if relaxation is not None else None
-        report = _Reporter(on_progress, started, lp_bound) if on_progress is not None else None
+        report = _Reporter(on_progress, started, lp_bound, terms.scale) if on_progress is not None else None
         raw = _search(model, terms, options, started, report, interrupted, relaxation)
         if raw.status == "infeasible":
             raise InfeasibleError(_listed(_why_infeasible(terms, options, objective)))
@@ -348,8 +348,10 @@ class _Reporter:
     not: improve.py reports the round's instead); the hint each CP-SAT call starts from, reported
     again, is left out."""
 
-    def __init__(self, on_progress: Callable[[Progress], None], started: float, bound: int | None) -> None:
-        self.on_progress, self.started, self.bound = on_progress, started, bound
+    def __init__(
+        self, on_progress: Callable[[Progress], None], started: float, bound: int | None, scale: int
+    ) -> None:
+        self.on_progress, self.started, self.bound, self.scale = on_progress, started, bound, scale
         self.best: int | None = None
 
     def __call__(self, p: Progress) -> None:
@@ -357,7 +359,7 @@ class _Reporter:
         if self.best is not None and p.objective <= self.best and bound == self.bound:
             return
         self.bound, self.best = bound, p.objective if self.best is None else max(self.best, p.objective)
-        self.on_progress(Progress(self.best, bound, time.perf_counter() - self.started))
+        self.on_progress(Progress(self.best, bound, time.perf_counter() - self.started, self.scale))
 
 
 def _within_gap(raw: RawResult, gap_limit: float) -> bool:

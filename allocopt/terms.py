@@ -15,6 +15,7 @@ and the capacity it uses, in reference GPU-hours (e*u).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from dataclasses import dataclass, field
@@ -27,6 +28,23 @@ from allocopt.round import Loc, Machine, Pin, Proposal, Round
 # Integer scale of one objective point: 'fraction' counts 1e-8 of a fully
 # funded top-score proposal, 'hours' counts 1e-3 of a reference GPU-hour.
 OBJECTIVE_SCALE = {"fraction": 10**8, "hours": 10**3}
+# Each award unit's merit is rounded to an integer. Where award units are tiny against the
+# requests (1 GPU-h units for a 10-million-hour request), the scale grows tenfold, up to
+# SCALE_STEPS times, until every compatible unit is worth at least LEAST_UNIT_WORTH points:
+# the rounding then moves no unit's merit by more than 1/4,000 of it.
+LEAST_UNIT_WORTH = 2000
+SCALE_STEPS = 6
+
+
+def scale_steps(least_worth: Fraction | None) -> int:
+    """How many tenfold steps the objective scale takes, given the least merit of a compatible
+    award unit (of a proposal with some merit weight) at the base scale."""
+    steps = 0
+    while least_worth is not None and steps < SCALE_STEPS and least_worth * 10**steps < LEAST_UNIT_WORTH:
+        steps += 1
+    return steps
+
+
 STACK_NAMES = {"cuda": "CUDA", "rocm": "ROCm"}
 
 
@@ -67,9 +85,11 @@ class Option:
     d: Fraction  # reference GPU-hours of work one unit delivers (e*s*u)
     preference: Fraction
     coef: int  # scaled merit of one award unit
+    worth: Fraction = Fraction(0)  # its merit at the base scale, exactly (coef before rounding)
 
-    @property
+    @cached_property
     def key(self) -> tuple[str, str]:
+        # Cached: models look options up by key millions of times in a large round.
         return (self.proposal_id, self.machine_id)
 
     @property
@@ -134,10 +154,11 @@ class Terms:
     order: list[str]  # every proposal id in ranking order (see rank_key)
     problems: list[tuple[Loc, str]]  # pins that cannot be honoured as stated, with their location
     options: list[Option] = field(default_factory=list)
+    objective_scale: int = 0  # points of one unit of merit (0: the base scale of the merit value)
 
     @property
     def scale(self) -> int:
-        return OBJECTIVE_SCALE[self.round.policy.merit.value]
+        return self.objective_scale or OBJECTIVE_SCALE[self.round.policy.merit.value]
 
     @property
     def share_basis(self) -> str:
@@ -178,7 +199,13 @@ def derive(rnd: Round) -> Terms:
     calibration, ``terms.round`` carries each proposal's calibrated score."""
     rnd = scored(rnd)
     total_ref = sum((m.gpu_hours * exact(m.exchange_rate) for m in rnd.machines), Fraction(0))
-    scale = OBJECTIVE_SCALE[rnd.policy.merit.value]
+    pins = {pin.proposal: pin for pin in rnd.policy.pins}
+    least: list[Fraction] = []  # each proposal's least compatible unit worth (see scale_steps)
+    assessments = {p.id: _assess(rnd, p, pins.get(p.id), least) for p in rnd.proposals}
+    steps = scale_steps(min(least, default=None))
+    scale = OBJECTIVE_SCALE[rnd.policy.merit.value] * 10**steps
+    if steps:  # rare: the units' merit rounded again at the larger scale
+        assessments = {pid: _rescaled(a, 10**steps) for pid, a in assessments.items()}
     groups = {
         g.id: GroupBound(
             g.id,
@@ -191,8 +218,6 @@ def derive(rnd: Round) -> Terms:
         )
         for g in rnd.policy.share_groups
     }
-    pins = {pin.proposal: pin for pin in rnd.policy.pins}
-    assessments = {p.id: _assess(rnd, p, pins.get(p.id)) for p in rnd.proposals}
     order = sorted(assessments, key=lambda pid: rank_key(assessments[pid].proposal))
     return Terms(
         round=rnd,
@@ -207,7 +232,14 @@ def derive(rnd: Round) -> Terms:
             for msg in _pin_problems(rnd, assessments[pin.proposal])
         ],
         options=[o for a in assessments.values() for o in a.options],
+        objective_scale=scale,
     )
+
+
+def _rescaled(a: Assessment, factor: int) -> Assessment:
+    """The assessment with each option's merit rounded at ``factor`` times the base scale."""
+    options = tuple(dataclasses.replace(o, coef=round_half_up(o.worth * factor)) for o in a.options)
+    return dataclasses.replace(a, options=options)
 
 
 def rank_key(p: Proposal) -> tuple[bool, int, Fraction, str]:
@@ -273,7 +305,9 @@ def needs(proposal: Proposal) -> str:
     return f"{stacks} on {archs}{mem}"
 
 
-def _assess(rnd: Round, p: Proposal, pin: Pin | None) -> Assessment:
+def _assess(rnd: Round, p: Proposal, pin: Pin | None, least: list[Fraction]) -> Assessment:
+    """What the rules make of one proposal; appends to ``least`` the least merit at the base scale
+    of a unit on any compatible machine (when it has any merit weight), for the objective scale."""
     weight = merit_weight(rnd, p)
     commercial = is_commercial(rnd, p)
     reasons: list[Reason] = []
@@ -293,6 +327,8 @@ def _assess(rnd: Round, p: Proposal, pin: Pin | None) -> Assessment:
         m for m in rnd.machines if not hardware_mismatch(m, p) and (listed is None or m.id in listed)
     ]
     options = [_option(rnd, p, m, weight) for m in compatible]
+    if options and weight > 0:
+        least.append(min(o.worth for o in options))
     viable, too_small, over_cap = [], [], []
     for o, m in zip(options, compatible, strict=True):
         lowest = 1 if p.max_machines > 1 else o.min_units
@@ -409,6 +445,7 @@ def _option(rnd: Round, p: Proposal, m: Machine, weight: Fraction) -> Option:
         d=delivered,
         preference=preference,
         coef=round_half_up(worth if wanted is None else worth * preference),
+        worth=worth if wanted is None else worth * preference,
     )
 
 

@@ -51,6 +51,10 @@ from allocopt.solution import Decision, ProposalResult, Solution
 
 # Integer points per unit of objective value, by the policy's merit value.
 SCALES = {"fraction": 10**8, "hours": 10**3}
+# The README's integer scaling: the scale grows tenfold, at most six times, while a compatible
+# award unit of a proposal with some merit weight is worth fewer than 2,000 points.
+LEAST_UNIT_POINTS = 2000
+MOST_SCALE_STEPS = 6
 # Relative tolerance for figures a solution reports as floats.
 TOLERANCE = Fraction(1, 10**6)
 # Partial awards the search for a split award may try before it leaves eligibility unsettled.
@@ -243,6 +247,7 @@ class Facts:
     pins: dict[str, Pin]
     capacity: Fraction  # the round's capacity in reference GPU-hours
     machines: dict[str, Machine]
+    scale: int  # points of one unit of merit (objective_scale)
 
     @classmethod
     def of(cls, rnd: Round, kind: str) -> Facts:
@@ -251,6 +256,7 @@ class Facts:
         return cls(
             rnd=rnd,
             kind=kind,
+            scale=objective_scale(rnd, options),
             options=options,
             ineligible={pid: why for pid, (why, _) in assessed.items()},
             unsettled=frozenset(pid for pid, (_, settled) in assessed.items() if not settled),
@@ -498,11 +504,32 @@ def merit_weight(rnd: Round, p: Proposal) -> Fraction:
     return ((exact(p.score) - lo) / (hi - lo)) ** rnd.policy.merit.exponent
 
 
-def unit_coefficient(rnd: Round, p: Proposal, o: Option) -> int:
+def unit_merit(rnd: Round, p: Proposal, o: Option) -> Fraction:
+    """Merit of one award unit of an option, exactly: w x p x f, or w x p x d."""
+    worth = o.f if rnd.policy.merit.value == "fraction" else o.d
+    return merit_weight(rnd, p) * o.preference * worth
+
+
+def objective_scale(rnd: Round, options: dict[str, dict[str, Option]]) -> int:
+    """S: the merit value's base scale, times ten while (at most six times) some proposal with a
+    merit weight has a compatible award unit worth fewer than 2,000 points."""
+    base = SCALES[rnd.policy.merit.value]
+    worths = [
+        base * unit_merit(rnd, p, o)
+        for p in rnd.proposals
+        if merit_weight(rnd, p) > 0
+        for o in options[p.id].values()
+    ]
+    least = min(worths, default=None)
+    steps = 0
+    while least is not None and steps < MOST_SCALE_STEPS and least * 10**steps < LEAST_UNIT_POINTS:
+        steps += 1
+    return base * 10**steps
+
+
+def unit_coefficient(rnd: Round, p: Proposal, o: Option, scale: int) -> int:
     """Scaled merit of one award unit of an option: round(S x w x p x f) or round(S x w x p x d)."""
-    value = rnd.policy.merit.value
-    worth = o.f if value == "fraction" else o.d
-    return round_half_up(SCALES[value] * merit_weight(rnd, p) * o.preference * worth)
+    return round_half_up(scale * unit_merit(rnd, p, o))
 
 
 def total_reference(rnd: Round) -> Fraction:
@@ -1014,7 +1041,7 @@ def check_objective(facts: Facts, solution: Solution, listed: list[Listed]) -> l
     rnd = facts.rnd
     obj = solution.objective
     value = rnd.policy.merit.value
-    scale = SCALES[value]
+    scale = facts.scale
     out: list[Violation] = []
     kind = expected_objective_kind(rnd, solution)
     if obj.kind != kind:
@@ -1039,12 +1066,15 @@ def check_objective(facts: Facts, solution: Solution, listed: list[Listed]) -> l
             Violation(
                 "objective_scale",
                 "",
-                f"the objective scale is {obj.scale:,}, expected {scale:,} for merit value '{value}'",
+                f"the objective scale is {obj.scale:,}, expected {scale:,} for merit value '{value}' and "
+                "these award units",
             )
         )
     merit = Fraction(0)
     for item in listed:
-        part = sum((unit_coefficient(rnd, item.proposal, o) * a.units for a, o in item.parts), Fraction(0))
+        part = sum(
+            (unit_coefficient(rnd, item.proposal, o, scale) * a.units for a, o in item.parts), Fraction(0)
+        )
         merit += part
         if item.complete and item.result.objective_contribution != part:
             out.append(
@@ -1140,7 +1170,7 @@ def _check_bound(
 
 def _penalty(facts: Facts, listed: list[Listed]) -> tuple[int, list[str]]:
     """The scaled penalty of the soft groups' shortfall and excess, and each deviation in words."""
-    scale = SCALES[facts.rnd.policy.merit.value]
+    scale = facts.scale
     got = _group_reference(facts.rnd, listed)
     basis = facts.basis(_awarded(listed))
     total, words = 0, []

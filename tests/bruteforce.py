@@ -43,7 +43,9 @@ The rules, as documented:
   ``max_awards_per_organisation`` per applicant name, are funded;
 - one unit of an option is worth round_half_up(S x w x p x f) points with
   S = 10**8 (value 'fraction') or round_half_up(S x w x p x d) with S = 10**3
-  (value 'hours'), w = ((score - scale.min) / (scale.max - scale.min)) ** exponent;
+  (value 'hours'), S times ten while some unit a proposal with merit could use is
+  worth fewer than 2,000 points (at most six times; ``scale_of``),
+  w = ((score - scale.min) / (scale.max - scale.min)) ** exponent;
   the merit objective is the sum over units minus the soft penalties.
 
 The rank objective (``brute_force_rank``) is computed straight from its three
@@ -164,12 +166,45 @@ def merit_weight(rnd: Round, p: Proposal) -> Fraction:
     return ((dec(p.score) - lo) / (hi - lo)) ** rnd.policy.merit.exponent
 
 
+def scale_of(rnd: Round) -> int:
+    """S: the base scale, times ten (at most six times) while a unit on a machine that some
+    proposal with merit weight can use is worth fewer than 2,000 points."""
+    value = rnd.policy.merit.value
+    worths = [
+        SCALE[value] * merit_weight(rnd, p) * pref * (f if value == "fraction" else d)
+        for p in rnd.proposals
+        if merit_weight(rnd, p) > 0
+        for _, _, _, f, _, d, pref in _machines_of(rnd, p)
+    ]
+    steps = 0
+    while worths and steps < 6 and min(worths) * 10**steps < 2000:
+        steps += 1
+    return SCALE[value] * 10**steps
+
+
 def options_for(rnd: Round, p: Proposal) -> list[Option]:
     """The proposal's options on the machines it can use (empty when it is not eligible)."""
     if not is_eligible(rnd, p):
         return []
     value = rnd.policy.merit.value
     weight = merit_weight(rnd, p)
+    scale = scale_of(rnd)
+    out = []
+    for m, request_units, min_units, f, g, d, pref in _machines_of(rnd, p):
+        cap = cap_units(m)
+        max_units = request_units if cap is None else min(request_units, cap)
+        worth = f if value == "fraction" else d
+        coef = round_half_up(scale * weight * pref * worth)
+        out.append(
+            Option(m.id, m.award_unit, min_units, max_units, f, g, dec(m.exchange_rate) * m.award_unit, coef)
+        )
+    return out
+
+
+def _machines_of(
+    rnd: Round, p: Proposal
+) -> list[tuple[Machine, int, int, Fraction, Fraction, Fraction, Fraction]]:
+    """For each machine the proposal can use: request units, minimum units, f, g, d, preference."""
     machines = {m.id: m for m in rnd.machines}
     raw: list[tuple[Machine, int, int, Fraction, Fraction, Fraction, Fraction]] = []
     if p.request.machine_options is None:
@@ -203,16 +238,7 @@ def options_for(rnd: Round, p: Proposal) -> list[Option]:
                     dec(o.preference),
                 )
             )
-    out = []
-    for m, request_units, min_units, f, g, d, pref in raw:
-        cap = cap_units(m)
-        max_units = request_units if cap is None else min(request_units, cap)
-        worth = f if value == "fraction" else d
-        coef = round_half_up(SCALE[value] * weight * pref * worth)
-        out.append(
-            Option(m.id, m.award_unit, min_units, max_units, f, g, dec(m.exchange_rate) * m.award_unit, coef)
-        )
-    return out
+    return raw
 
 
 def awards_for(rnd: Round, p: Proposal, fit: bool = True) -> list[Award]:
@@ -364,7 +390,7 @@ def check_shares(rnd: Round, plan: list[Award]) -> ShareCheck:
         basis = capacity_ref(rnd)
     else:
         basis = sum((a.reference_hours for a in plan), Fraction(0))
-    scale = SCALE[rnd.policy.merit.value]
+    scale = scale_of(rnd)
     hard_ok, all_ok, penalty = True, True, 0
     for g in rnd.policy.share_groups:
         held = sum((a.reference_hours for a in plan if a.group_id == g.id), Fraction(0))

@@ -38,7 +38,6 @@ from allocopt.solution import (
     Timing,
 )
 from allocopt.verify import (
-    SCALES,
     Facts,
     commercial_cap_hours,
     deviations,
@@ -164,7 +163,7 @@ def hand_solution(rnd: Round, awards: Awards, *, kind: str | None = None) -> Sol
     kind = kind or rnd.policy.objective
     facts = Facts.of(rnd, kind)
     value = rnd.policy.merit.value
-    scale = SCALES[value]
+    scale = facts.scale
     positions = rank_positions(rnd)
     rates = {m.id: exact(m.exchange_rate) for m in rnd.machines}
     pins = {p.proposal: p for p in rnd.policy.pins}
@@ -180,7 +179,7 @@ def hand_solution(rnd: Round, awards: Awards, *, kind: str | None = None) -> Sol
         }
         fraction = sum((options[mid].f * u for mid, u in units.items()), Fraction(0))
         fractions[p.id] = fraction
-        contribution = sum(unit_coefficient(rnd, p, options[mid]) * u for mid, u in units.items())
+        contribution = sum(unit_coefficient(rnd, p, options[mid], scale) * u for mid, u in units.items())
         reference = sum((h * rates[mid] for mid, h in mine.items()), Fraction(0))
         held[share_group(rnd, p)] += reference
         if facts.ineligible[p.id]:

@@ -74,5 +74,5 @@ def test_cli_keep_and_reproduce(tmp_path: Path, tiny: Round, tiny_solution: Solu
     assert "Kept close to" in result.output and "0 decision(s) changed" in result.output
     assert runner.invoke(cli, ["reproduce", str(out)]).exit_code == 0
     refused = runner.invoke(cli, [*args, "--objective", "rank"])
-    assert refused.exit_code == 1
+    assert refused.exit_code == 2  # bad usage, not infeasibility
     assert "--keep applies to the merit objective" in refused.output

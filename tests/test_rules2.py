@@ -14,8 +14,11 @@ import pytest
 from pydantic import ValidationError
 
 from allocopt.errors import InfeasibleError, InputError
+from allocopt.options import SolveOptions
 from allocopt.round import Round
 from allocopt.solve import solve
+from allocopt.terms import derive
+from allocopt.verify import verify
 from tests.helpers import (
     assert_infeasible,
     codes,
@@ -839,3 +842,34 @@ def test_efficiency_forced_by_a_share_minimum(efficiency: float, min_share: floa
         return
     sol = solve_checked(rnd)
     assert hours(sol, "P1") == {"m1": round(4000 / efficiency)}
+
+
+def _one_machine_two_requests(request: int, minimum: int) -> Round:
+    """One LUMI-G of 1-GPU-hour award units; two identical requests, scores 4.4 and 4.6."""
+    return make_round(
+        machines=[machine("lumi-g", gpu_hours=request, award_unit=1)],
+        proposals=[
+            proposal("Q-1", score=4.4, request=request, minimum=minimum),
+            proposal("Q-2", score=4.6, request=request, minimum=minimum),
+        ],
+    )
+
+
+@pytest.mark.parametrize(("requested", "minimum"), [(10_000_000, 6_000_000), (200_000_000, 100_000_000)])
+def test_tiny_award_units_do_not_round_merit_away(requested: int, minimum: int) -> None:
+    """Worth 9.2 and 8.8 points per unit at the base scale, both rounded to 9: Q-1 was funded
+    instead of the better Q-2 (or, at 200 M hours, each unit rounded to 0 and nobody), and the
+    result called optimal. The scale now grows until every unit is worth 2,000 points or more."""
+    rnd = _one_machine_two_requests(requested, minimum)
+    solution = solve(rnd, SolveOptions(gap_limit=0))
+    funded = {r.id for r in solution.proposals if r.allocations}
+    assert funded == {"Q-2"}
+    assert solution.objective.scale > 10**8
+    assert min(o.coef for o in derive(rnd).options) >= 2000
+    assert solution.objective.value == pytest.approx(0.92, abs=1e-6)
+    assert verify(rnd, solution) == []
+
+
+def test_the_scale_stays_at_its_base_when_units_are_worth_enough(tiny: Round) -> None:
+    """The shipped rounds' units are worth thousands of points: their solutions are unchanged."""
+    assert solve(tiny).objective.scale == 10**8
