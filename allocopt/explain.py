@@ -373,8 +373,6 @@ def inversion_cause(ctx: _Context, hi: ProposalResult, lo: ProposalResult) -> tu
     if a_hi.pin is not None and (a_hi.pin.action == "exclude" or a_hi.pin.gpu_hours is not None):
         what = "not to be funded" if a_hi.pin.action == "exclude" else f"at {a_hi.pin.gpu_hours:,} GPU-h"
         return "pin", f"{hi.id} is pinned {what} by the committee ({a_hi.pin.reason})"
-    if a_lo.pin is not None and a_lo.pin.action == "fund":
-        return "pin", f"{lo.id} is pinned to be funded by the committee ({a_lo.pin.reason})"
     if not hi.allocations:
         for group in terms.round.policy.exclusive:
             rivals = [p for p in group.proposals if p != hi.id and ctx.results[p].allocations]
@@ -411,6 +409,10 @@ def inversion_cause(ctx: _Context, hi: ProposalResult, lo: ProposalResult) -> tu
                 f"is below {hi.id}'s minimum viable award"
             )
         return "compatibility", f"{lo.id}'s hours are on {where}, which {hi.id} cannot use"
+    # A pin funding the lower one explains the pair only where its hours could have gone to the
+    # better one: after exclusivity, the organisation cap and compatibility.
+    if a_lo.pin is not None and a_lo.pin.action == "fund":
+        return "pin", f"{lo.id} is pinned to be funded by the committee ({a_lo.pin.reason})"
     if not hi.allocations:
         need = {m: hi_options[m].min_units * hi_options[m].unit_hours for m in shared}
     else:

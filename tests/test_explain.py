@@ -295,6 +295,27 @@ def test_cause_pin_exclusive_cap_and_whole_units() -> None:
     assert found[("W", "L")] == "whole_units"
 
 
+def test_a_pin_on_the_lower_one_is_the_cause_only_where_its_hours_could_have_gone() -> None:
+    """P is pinned to be funded on the ROCm machine. A (CUDA only) cannot use those hours and E is
+    out because its exclusive partner X is funded: they were blamed on the pin. B can use them."""
+    rnd = make_round(
+        machines=[machine("cu", gpu_hours=1000), machine("ro", stack="rocm", gpu_hours=2000)],
+        proposals=[
+            proposal("X", score=5, request=1000, minimum=1000),
+            proposal("E", score=4.9, stacks=["cuda", "rocm"], request=1000, minimum=1000),
+            proposal("A", score=4.8, request=1000, minimum=1000),
+            proposal("B", score=4.7, stacks=["rocm"], request=2000, minimum=2000),
+            proposal("P", score=3, stacks=["rocm"], request=2000, minimum=2000),
+        ],
+        exclusive=[["E", "X"]],
+        pins=[pin("P", "fund")],
+    )
+    found = causes(checked(rnd))
+    assert found[("E", "P")] == "exclusive"
+    assert found[("A", "P")] == "compatibility"
+    assert found[("B", "P")] == "pin"
+
+
 @pytest.mark.parametrize("objective", ["merit", "rank"])
 def test_cause_organisation_cap(objective: str) -> None:
     """A and B share an organisation capped at one award: B's place goes to C, and the cause says so,
