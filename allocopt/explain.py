@@ -141,6 +141,7 @@ class Explanation:
     causes_counted_over: int
     reserves: list[Reserve]
     counterfactuals: list[Counterfactual] = field(default_factory=list)
+    lottery: str = ""  # the lottery at the line in words (lottery_words), when there was one
 
 
 @dataclass(frozen=True)
@@ -243,6 +244,19 @@ def explain(solution: Solution, *, listed: int | None = LISTED_INVERSIONS) -> Ex
         inversion_causes=causes,
         causes_counted_over=counted,
         reserves=reserve_lists(solution, ctx),
+        lottery=lottery_words(solution) if solution.lottery is not None else "",
+    )
+
+
+def lottery_words(solution: Solution) -> str:
+    """The lottery at the line in one sentence: who was in the grey zone and the drawn order."""
+    lot = solution.lottery
+    assert lot is not None
+    drawn = ", ".join(lot.drawn[:10]) + (f" and {len(lot.drawn) - 10} more" if len(lot.drawn) > 10 else "")
+    return (
+        f"{len(lot.grey_zone)} proposal(s) funded in {lot.low:.0%}-{lot.high:.0%} of {lot.samples} "
+        f"resampled rank solves took their places in the ranking by lot (seed {lot.seed}); drawn "
+        f"order: {drawn or 'none'}; their ranks are marked *"
     )
 
 
@@ -737,6 +751,7 @@ def render_text(ex: Explanation, proposal_id: str | None = None) -> str:
         f"Round {ex.round_id}: objective {ex.objective} ({ex.status}). Merit per hour is in merit points "
         f"per {PER:,} reference GPU-h: a funded proposal's objective contribution / scale / reference GPU-h "
         "awarded; otherwise the value of one award unit on the machine / its reference GPU-h.",
+        *([f"Lottery: {ex.lottery.removesuffix('; their ranks are marked *')}."] if ex.lottery else []),
         "",
     ]
     chosen = [p for p in ex.proposals if proposal_id in (None, p.proposal)]
@@ -902,6 +917,16 @@ def applicant_letter(solution: Solution, proposal_id: str, cf: Counterfactual | 
         f'Your proposal {p.id}, "{p.title}", was scored {p.score:g} on a scale from {scale.min:g} to '
         f"{scale.max:g} and placed {r.rank_position} of {len(solution.proposals)} in the ranking.",
     ]
+    lot = solution.lottery
+    entry = next((e for e in lot.grey_zone if e.proposal == p.id), None) if lot is not None else None
+    if lot is not None and entry is not None:
+        lines.append(
+            f"Its funding was uncertain: when the reviews were resampled {lot.samples} times, it was "
+            f"funded in {entry.probability_funded:.0%} of the rank solves (between {lot.low:.0%} and "
+            f"{lot.high:.0%}). As the round's rules provide, the {len(lot.grey_zone)} proposals so "
+            f"placed took their places in the ranking by a published lottery (seed {lot.seed}): the "
+            "place above is the one drawn."
+        )
     hours = "; ".join(f"{a.gpu_hours:,} GPU-h on {ctx.name(a.machine)}" for a in r.allocations)
     if r.decision == Decision.FUNDED:
         lines.append(f"It is funded in full: {hours}.")

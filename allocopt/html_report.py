@@ -621,6 +621,12 @@ def _award_cells(r: ProposalResult, machine_names: dict[str, str]) -> tuple[str,
     return names, hours
 
 
+def _lot_mark(solution: Solution, pid: str) -> str:
+    """A star on a rank the lottery drew (explained in the headline)."""
+    drawn = solution.lottery is not None and pid in solution.lottery.drawn
+    return '<span title="place drawn by lot">*</span>' if drawn else ""
+
+
 def _funded_list(solution: Solution) -> str:
     titles = {p.id: p for p in solution.input.proposals}
     machine_names = {m.id: m.name for m in solution.input.machines}
@@ -634,7 +640,7 @@ def _funded_list(solution: Solution) -> str:
         names, hours = _award_cells(r, machine_names)
         rows.append(
             "<tr>"
-            f'<td class="n">{r.rank_position}</td>'
+            f'<td class="n">{r.rank_position}{_lot_mark(solution, r.id)}</td>'
             f'<td class="id"><a href="#p-{_e(r.id)}">{_e(r.id)}</a></td>'
             f"<td>{_e(p.title)}</td>"
             f"<td>{_e(p.applicant.name)}</td>"
@@ -738,7 +744,7 @@ def _decisions(solution: Solution, found: Digest) -> str:
         commercial = '<br><span class="small">commercial</span>' if r.commercial else ""
         rows.append(
             f'<tr id="p-{_e(r.id)}">'
-            f'<td class="n">{r.rank_position}</td>'
+            f'<td class="n">{r.rank_position}{_lot_mark(solution, r.id)}</td>'
             f'<td class="id">{_e(r.id)}</td>'
             f'<td class="title">{_e(p.title)}</td>'
             f"<td>{_applicant(p)}</td>"

@@ -20,7 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from allocopt.compare import Comparison, percent, rank_inversions
-from allocopt.explain import Digest, digest, explain
+from allocopt.explain import Digest, digest, explain, lottery_words
 from allocopt.solution import STOPPED_BY, Decision, GroupMetrics, Solution
 from allocopt.words import pct
 
@@ -103,6 +103,7 @@ def headline(solution: Solution) -> list[tuple[str, str]]:
             f"capacity; {met.requested_reference_gpu_hours:,} requested",
         ),
         ("Rank inversions", f"{rank_inversions(solution):,} (see `allocopt explain` for each pair's cause)"),
+        *([("Lottery", lottery_words(solution))] if solution.lottery is not None else []),
         ("Input sha256", solution.provenance.input_sha256),
     ]
 
@@ -112,6 +113,7 @@ def proposal_rows(solution: Solution) -> list[dict[str, Any]]:
     rnd = solution.input
     titles = {p.id: p for p in rnd.proposals}
     names = {m.id: m.name for m in rnd.machines}
+    drawn = set(solution.lottery.drawn) if solution.lottery is not None else set()
     rows = []
     for r in solution.proposals:
         p = titles[r.id]
@@ -131,6 +133,7 @@ def proposal_rows(solution: Solution) -> list[dict[str, Any]]:
             "requested_reference_gpu_hours": r.requested_reference_gpu_hours,
             "fraction_of_request": r.fraction_of_request,
             "rank": r.rank_position,
+            "drawn_by_lot": r.id in drawn,
             "pin": f"{r.pin.action}: {r.pin.reason}" if r.pin else "",
             "reasons": "; ".join(x.detail for x in r.reasons),
         }
@@ -244,7 +247,7 @@ def proposals_table(solution: Solution) -> Table:
         table.add_column(col, justify="right" if col in ("Rank", "Score", "GPU-h", "Of request") else "left")
     for row in sorted(proposal_rows(solution), key=lambda r: r["rank"]):
         table.add_row(
-            str(row["rank"]),
+            f"{row['rank']}*" if row["drawn_by_lot"] else str(row["rank"]),
             escape(row["id"]),
             _score(row),
             _DECISION_WORDS[Decision(row["decision"])],
@@ -339,7 +342,7 @@ def markdown(solution: Solution) -> str:
         ("Rank", "Proposal", "Title", "Score", "Decision", "Machine", "GPU-h", "Of request", "Reasons"),
         (
             (
-                str(r["rank"]),
+                f"{r['rank']}*" if r["drawn_by_lot"] else str(r["rank"]),
                 r["id"],
                 r["title"],
                 _score(r),

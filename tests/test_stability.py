@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 from pathlib import Path
@@ -10,9 +11,12 @@ from typing import Any
 import numpy as np
 import pytest
 
+from allocopt.explain import applicant_letter, explain, render_text
 from allocopt.files import validate_round
 from allocopt.options import SolveOptions
+from allocopt.report import render
 from allocopt.round import Round
+from allocopt.solution import Solution
 from allocopt.solve import solve
 from allocopt.stability import StabilityOut, draw_order, lot, sample_scores, stability, with_scores
 from allocopt.verify import rank_positions, verify
@@ -309,3 +313,23 @@ def test_verify_rejects_a_tampered_lot_or_seed(
         result = run("verify", str(round_file), str(tampered))
         assert result.exit_code == 1, (edit, result.output)
         assert "lottery" in result.output
+
+
+def test_a_lottery_is_shown_wherever_ranks_are(lottery_files: tuple[Path, Path, Path]) -> None:
+    """It was recorded in the solution but named in no report, explanation or letter."""
+    _, a, _ = lottery_files
+    solution = Solution.model_validate_json(a.read_text())
+    assert solution.lottery is not None
+    drawn = solution.lottery.drawn
+    for fmt in ("table", "markdown", "html"):
+        text = render(solution, fmt, width=200)
+        assert "by lot (seed 11)" in text, fmt
+        assert f"drawn order: {', '.join(drawn[:3])}" in text, fmt
+    table = render(solution, "table", width=200)
+    first = next(r for r in solution.proposals if r.id == drawn[0])
+    assert any(line.split()[:2] == [f"{first.rank_position}*", first.id] for line in table.splitlines())
+    assert "Lottery: " in render_text(explain(solution))
+    letter = applicant_letter(solution, drawn[0])
+    assert "published lottery (seed 11)" in letter and "place above is the one drawn" in letter
+    rows = list(csv.DictReader(render(solution, "csv").splitlines()))
+    assert {r["id"] for r in rows if r["drawn_by_lot"] == "True"} == set(drawn)
