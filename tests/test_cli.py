@@ -772,3 +772,16 @@ def test_a_json_output_named_for_another_format_is_refused(
     result = run(*args, "-o", str(tmp_path / name))
     assert result.exit_code == 2 and f"-o {name}:" in result.output and "name it .json" in result.output
     assert not (tmp_path / name).exists()
+
+
+def test_an_edited_reason_is_caught_by_reproduce_not_by_verify(tmp_path: Path) -> None:
+    """The README says so: verify rechecks rules, not the words of hours-left reasons."""
+    solution = _solved_tiny(tmp_path)
+    data = json.loads(solution.read_text())
+    result = next(r for r in data["proposals"] if r["reasons"] and r["reasons"][0]["code"] == "capacity")
+    result["reasons"][0]["detail"] = "JUPITER Booster has 5,000 GPU-h left"
+    edited = tmp_path / "edited.json"
+    edited.write_text(json.dumps(data))
+    assert run("verify", TINY, str(edited)).exit_code == 0
+    result = run("reproduce", str(edited))
+    assert result.exit_code == 1 and "differs: the reasons or other recorded details" in result.output
