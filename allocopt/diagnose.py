@@ -13,7 +13,7 @@ from fractions import Fraction
 
 from allocopt.model import AllocationModel
 from allocopt.options import SolveOptions
-from allocopt.terms import STACK_NAMES, Assessment, Terms
+from allocopt.terms import LEAST_UNIT_WORTH, OBJECTIVE_SCALE, STACK_NAMES, Assessment, Terms
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,18 @@ def diagnostics(terms: Terms, objective: str = "merit") -> list[Diagnostic]:
                 "warning",
                 "policy.lottery applies only under the rank objective: under 'merit' no lots are drawn "
                 "(set policy.objective to 'rank', or solve with --objective rank)",
+            )
+        )
+    coarse = [o for o in terms.options if o.worth > 0 and o.coef < LEAST_UNIT_WORTH]
+    if coarse:  # the scale stopped growing (SCALE_STEPS) before every unit was worth enough
+        worst = min(coarse, key=lambda o: o.worth)
+        points = worst.worth * terms.scale / OBJECTIVE_SCALE[rnd.policy.merit.value]
+        out.append(
+            Diagnostic(
+                "warning",
+                f"award units are tiny against the requests: one unit of {worst.proposal_id} on "
+                f"{rnd.machine(worst.machine_id).name} is worth {float(points):.3g} points, rounded to "
+                f"{worst.coef}, so close scores may be ranked wrongly; raise that machine's award_unit",
             )
         )
     eligible = [a for a in terms.assessments.values() if a.eligible]

@@ -873,3 +873,19 @@ def test_tiny_award_units_do_not_round_merit_away(requested: int, minimum: int) 
 def test_the_scale_stays_at_its_base_when_units_are_worth_enough(tiny: Round) -> None:
     """The shipped rounds' units are worth thousands of points: their solutions are unchanged."""
     assert solve(tiny).objective.scale == 10**8
+
+
+def test_units_too_tiny_even_for_the_largest_scale_are_a_warning() -> None:
+    """Six tenfold steps cannot make a 1-GPU-hour unit of a 10^12-hour request worth 2,000 points:
+    validate says so, rather than let close scores be ranked by rounding without a word."""
+    from allocopt.diagnose import diagnostics
+
+    rnd = _one_machine_two_requests(10**12, 10**11)
+    warnings = [d.message for d in diagnostics(derive(rnd)) if d.level == "warning"]
+    assert any(
+        "award units are tiny against the requests" in w and "raise that machine's award_unit" in w
+        for w in warnings
+    )
+    assert not [
+        d for d in diagnostics(derive(_one_machine_two_requests(10**7, 6 * 10**6))) if "tiny" in d.message
+    ]
