@@ -10,12 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from allocopt.errors import InfeasibleError, InputError
+from allocopt.files import validate_round
 from allocopt.options import SolveOptions
 from allocopt.round import Round
 from allocopt.solution import Solution
 from allocopt.solve import solve
-from allocopt.verify import verify
-from tests.bruteforce import PinError, best_plan, brute_force, brute_force_rank
+from allocopt.terms import derive
+from allocopt.verify import Facts, verify
+from tests.bruteforce import PinError, best_plan, brute_force, brute_force_rank, scale_of
 from tests.strategies import policy_rounds, tiny_rounds
 
 TINY_OPTIMUM = 325_500_000
@@ -127,3 +129,35 @@ def test_rank_equals_brute_force(rnd: Round) -> None:
         want = float(expected.fractions.get(r.id, 0))
         assert r.fraction_of_request == pytest.approx(want, abs=1e-6), (r.id, describe(rnd))
     assert verify(rnd, solution) == [], describe(rnd)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, database=None)
+@given(policy_rounds(), st.data())
+def test_the_adaptive_scale_is_the_same_in_every_implementation(rnd: Round, data: st.DataObject) -> None:
+    """Scores near the scale's minimum (and a steep exponent) make units worth a few points: the
+    solver's terms, verify and the brute force must grow the scale alike, and the solve stays
+    the brute-force optimum."""
+    low = data.draw(st.sampled_from([0.001, 0.01, 0.05]))
+    policy = rnd.policy.model_copy(
+        update={"score_threshold": 0.0, "merit": rnd.policy.merit.model_copy(update={"exponent": 3})}
+    )
+    proposals = [
+        p.model_copy(update={"score": low * (i + 1), "committee_rank": None})
+        for i, p in enumerate(rnd.proposals)
+    ]
+    try:
+        rnd = validate_round(
+            rnd.model_copy(update={"policy": policy, "proposals": proposals}).model_dump(mode="json"), "test"
+        )
+    except InputError:
+        return  # a pin or rule the new scores make invalid
+    scale = derive(rnd).scale
+    assert scale == Facts.of(rnd, "merit").scale == scale_of(rnd)
+    try:
+        solution = solve(rnd, SolveOptions(objective="merit", gap_limit=0))
+    except InfeasibleError:
+        assert brute_force(rnd) is None
+        return
+    assert solution.objective.scale == scale
+    assert verify(rnd, solution) == []
+    assert solution.objective.scaled == brute_force(rnd)
