@@ -31,16 +31,26 @@ OBJECTIVE_SCALE = {"fraction": 10**8, "hours": 10**3}
 # Each award unit's merit is rounded to an integer. Where award units are tiny against the
 # requests (1 GPU-h units for a 10-million-hour request), the scale grows tenfold, up to
 # SCALE_STEPS times, until every compatible unit is worth at least LEAST_UNIT_WORTH points:
-# the rounding then moves no unit's merit by more than 1/4,000 of it.
+# the rounding then moves no unit's merit by more than 1/4,000 of it. It never grows past
+# OBJECTIVE_CEILING for the most merit the round could hold, where CP-SAT's doubles stop being
+# exact. Only proposals the threshold and the publication rule admit count.
 LEAST_UNIT_WORTH = 2000
 SCALE_STEPS = 6
+OBJECTIVE_CEILING = 2**52
 
 
-def scale_steps(least_worth: Fraction | None) -> int:
-    """How many tenfold steps the objective scale takes, given the least merit of a compatible
-    award unit (of a proposal with some merit weight) at the base scale."""
+def scale_steps(least_worth: Fraction | None, most_merit: Fraction) -> int:
+    """How many tenfold steps the objective scale takes, given (at the base scale) the least merit
+    of a compatible award unit and the sum of each proposal's most merit (its whole request on its
+    best machine), over the proposals with merit weight that pass the score threshold and the
+    publication rule."""
     steps = 0
-    while least_worth is not None and steps < SCALE_STEPS and least_worth * 10**steps < LEAST_UNIT_WORTH:
+    while (
+        least_worth is not None
+        and steps < SCALE_STEPS
+        and least_worth * 10**steps < LEAST_UNIT_WORTH
+        and most_merit * 10 ** (steps + 1) <= OBJECTIVE_CEILING
+    ):
         steps += 1
     return steps
 
@@ -200,9 +210,9 @@ def derive(rnd: Round) -> Terms:
     rnd = scored(rnd)
     total_ref = sum((m.gpu_hours * exact(m.exchange_rate) for m in rnd.machines), Fraction(0))
     pins = {pin.proposal: pin for pin in rnd.policy.pins}
-    least: list[Fraction] = []  # each proposal's least compatible unit worth (see scale_steps)
+    least: list[tuple[Fraction, Fraction]] = []  # per counted proposal (see scale_steps)
     assessments = {p.id: _assess(rnd, p, pins.get(p.id), least) for p in rnd.proposals}
-    steps = scale_steps(min(least, default=None))
+    steps = scale_steps(min((w for w, _ in least), default=None), sum((m for _, m in least), Fraction(0)))
     scale = OBJECTIVE_SCALE[rnd.policy.merit.value] * 10**steps
     if steps:  # rare: the units' merit rounded again at the larger scale
         assessments = {pid: _rescaled(a, 10**steps) for pid, a in assessments.items()}
@@ -305,9 +315,10 @@ def needs(proposal: Proposal) -> str:
     return f"{stacks} on {archs}{mem}"
 
 
-def _assess(rnd: Round, p: Proposal, pin: Pin | None, least: list[Fraction]) -> Assessment:
-    """What the rules make of one proposal; appends to ``least`` the least merit at the base scale
-    of a unit on any compatible machine (when it has any merit weight), for the objective scale."""
+def _assess(rnd: Round, p: Proposal, pin: Pin | None, least: list[tuple[Fraction, Fraction]]) -> Assessment:
+    """What the rules make of one proposal. For the objective scale, appends to ``least`` the
+    least merit at the base scale of a unit on a compatible machine and the most merit of its
+    whole request on one, when it has merit weight and passes the threshold and publication rule."""
     weight = merit_weight(rnd, p)
     commercial = is_commercial(rnd, p)
     reasons: list[Reason] = []
@@ -327,8 +338,8 @@ def _assess(rnd: Round, p: Proposal, pin: Pin | None, least: list[Fraction]) -> 
         m for m in rnd.machines if not hardware_mismatch(m, p) and (listed is None or m.id in listed)
     ]
     options = [_option(rnd, p, m, weight) for m in compatible]
-    if options and weight > 0:
-        least.append(min(o.worth for o in options))
+    if options and weight > 0 and not reasons:  # reasons so far: the threshold, the publication rule
+        least.append((min(o.worth for o in options), max(o.worth * o.request_units for o in options)))
     viable, too_small, over_cap = [], [], []
     for o, m in zip(options, compatible, strict=True):
         lowest = 1 if p.max_machines > 1 else o.min_units

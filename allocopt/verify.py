@@ -52,9 +52,11 @@ from allocopt.solution import Decision, ProposalResult, Solution
 # Integer points per unit of objective value, by the policy's merit value.
 SCALES = {"fraction": 10**8, "hours": 10**3}
 # The README's integer scaling: the scale grows tenfold, at most six times, while a compatible
-# award unit of a proposal with some merit weight is worth fewer than 2,000 points.
+# award unit of an admitted proposal with merit weight is worth fewer than 2,000 points, and
+# never so far that the admitted proposals' whole requests could be worth more than 2^52 points.
 LEAST_UNIT_POINTS = 2000
 MOST_SCALE_STEPS = 6
+MOST_POINTS = 2**52
 # Relative tolerance for figures a solution reports as floats.
 TOLERANCE = Fraction(1, 10**6)
 # Partial awards the search for a split award may try before it leaves eligibility unsettled.
@@ -511,18 +513,30 @@ def unit_merit(rnd: Round, p: Proposal, o: Option) -> Fraction:
 
 
 def objective_scale(rnd: Round, options: dict[str, dict[str, Option]]) -> int:
-    """S: the merit value's base scale, times ten while (at most six times) some proposal with a
-    merit weight has a compatible award unit worth fewer than 2,000 points."""
+    """S: the merit value's base scale, times ten while (at most six times) a proposal admitted by
+    the score threshold and the publication rule, with merit weight, has a compatible award unit
+    worth fewer than 2,000 points, unless the admitted proposals' whole requests (each on its best
+    machine) would then be worth more than 2^52 points."""
     base = SCALES[rnd.policy.merit.value]
-    worths = [
-        base * unit_merit(rnd, p, o)
-        for p in rnd.proposals
-        if merit_weight(rnd, p) > 0
-        for o in options[p.id].values()
-    ]
-    least = min(worths, default=None)
+    least: Fraction | None = None
+    most = Fraction(0)
+    for p in rnd.proposals:
+        admitted = exact(p.score) >= exact(rnd.policy.score_threshold) and not (
+            rnd.policy.commercial == "exclude" and is_commercial(rnd, p)
+        )
+        if not admitted or merit_weight(rnd, p) <= 0 or not options[p.id]:
+            continue
+        worths = [(base * unit_merit(rnd, p, o), o.request_units) for o in options[p.id].values()]
+        low = min(w for w, _ in worths)
+        least = low if least is None else min(least, low)
+        most += max(w * units for w, units in worths)
     steps = 0
-    while least is not None and steps < MOST_SCALE_STEPS and least * 10**steps < LEAST_UNIT_POINTS:
+    while (
+        least is not None
+        and steps < MOST_SCALE_STEPS
+        and least * 10**steps < LEAST_UNIT_POINTS
+        and most * 10 ** (steps + 1) <= MOST_POINTS
+    ):
         steps += 1
     return base * 10**steps
 

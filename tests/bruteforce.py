@@ -167,17 +167,23 @@ def merit_weight(rnd: Round, p: Proposal) -> Fraction:
 
 
 def scale_of(rnd: Round) -> int:
-    """S: the base scale, times ten (at most six times) while a unit on a machine that some
-    proposal with merit weight can use is worth fewer than 2,000 points."""
+    """S: the base scale, times ten (at most six times) while a unit on a machine that an
+    admitted proposal (threshold, publication) with merit weight can use is worth fewer than
+    2,000 points, unless the admitted whole requests would then pass 2^52 points."""
     value = rnd.policy.merit.value
-    worths = [
-        SCALE[value] * merit_weight(rnd, p) * pref * (f if value == "fraction" else d)
-        for p in rnd.proposals
-        if merit_weight(rnd, p) > 0
-        for _, _, _, f, _, d, pref in _machines_of(rnd, p)
-    ]
+    least, most = [], Fraction(0)
+    for p in rnd.proposals:
+        raw = _machines_of(rnd, p)
+        if not is_eligible(rnd, p) or merit_weight(rnd, p) <= 0 or not raw:
+            continue
+        worths = [
+            (SCALE[value] * merit_weight(rnd, p) * pref * (f if value == "fraction" else d), units)
+            for _, units, _, f, _, d, pref in raw
+        ]
+        least.append(min(w for w, _ in worths))
+        most += max(w * units for w, units in worths)
     steps = 0
-    while worths and steps < 6 and min(worths) * 10**steps < 2000:
+    while least and steps < 6 and min(least) * 10**steps < 2000 and most * 10 ** (steps + 1) <= 2**52:
         steps += 1
     return SCALE[value] * 10**steps
 

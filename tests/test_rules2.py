@@ -8,6 +8,7 @@ and one award unit worth a fraction f of the request is worth round(10**8 x w x 
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from allocopt.round import Round
 from allocopt.solve import solve
 from allocopt.terms import derive
 from allocopt.verify import verify
+from tests.conftest import ROOT
 from tests.helpers import (
     assert_infeasible,
     codes,
@@ -889,3 +891,18 @@ def test_units_too_tiny_even_for_the_largest_scale_are_a_warning() -> None:
     assert not [
         d for d in diagnostics(derive(_one_machine_two_requests(10**7, 6 * 10**6))) if "tiny" in d.message
     ]
+
+
+def test_proposals_the_threshold_keeps_out_do_not_grow_the_scale() -> None:
+    """Under exponent 2 a below-threshold proposal of the shipped round (score 2.3) grew the scale
+    a tenfold; with a soft-share penalty of 0.5 and a score of 0.01 the objective overflowed
+    CP-SAT. Only admitted proposals count now, and the scale never passes 2^52 of merit."""
+    from allocopt.files import read_round
+    from allocopt.terms import scale_steps
+
+    shipped = read_round(ROOT / "instances" / "eurohpc-2026.json")
+    merit = shipped.policy.merit.model_copy(update={"exponent": 2})
+    steep = shipped.model_copy(update={"policy": shipped.policy.model_copy(update={"merit": merit})})
+    assert derive(steep).scale == 10**8
+    assert scale_steps(Fraction(1), Fraction(2**52) / 1000) == 3  # capped before 2^52
+    assert scale_steps(Fraction(1), Fraction(1)) == 4  # 1 x 10^4 >= 2,000
