@@ -200,9 +200,11 @@ def conflicts(terms: Terms, options: SolveOptions, objective: str = "merit") -> 
     every = sorted(model.rules)
     active = list(every)
     found: list[tuple[list[tuple[str, str]], bool]] = []
+    complete = False  # every conflict found: the rules left over hold
     while len(found) < MAX_CONFLICTS:
         status, core = model.check_rules(options, active)
         if status != "infeasible":
+            complete = status == "feasible"
             break
         core, minimal = _shrink(model, options, sorted(core))
         found.append((core, minimal))
@@ -216,11 +218,15 @@ def conflicts(terms: Terms, options: SolveOptions, objective: str = "merit") -> 
             )
             for rule in core
         ]
-        enough = [
-            model.check_rules(options, [r for r in every if r != rule and r not in elsewhere])[0]
-            == "feasible"
-            for rule in core
-        ]
+        # Whether changing one rule alone resolves the round is said only when every conflict was
+        # found and every such check finished; otherwise the plain advice stands.
+        rest = [r for r in every if r not in elsewhere]
+        checked = (
+            [model.check_rules(options, [r for r in rest if r != rule])[0] for rule in core]
+            if complete
+            else []
+        )
+        enough = [status == "feasible" for status in checked] if "unknown" not in checked else []
         out.append(Conflict(words, minimal, enough))
     return out
 

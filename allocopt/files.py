@@ -134,8 +134,10 @@ def read_round(path: str | Path) -> Round:
         raise InputError([Problem(str(path), "$", "a round file must hold a JSON object")])
     # Another kind of file: one line, not one per field it lacks.
     tag = data.get("format")
-    if isinstance(tag, str) and tag != ROUND_FORMAT:
-        wrong: str | None = f"this is a '{tag}' file, not a round"
+    if isinstance(tag, str) and tag.startswith("allocopt-round/") and tag != ROUND_FORMAT:
+        wrong: str | None = f"the round format '{tag}' is not one this version reads ({ROUND_FORMAT})"
+    elif isinstance(tag, str) and tag != ROUND_FORMAT:
+        wrong = f"this is a '{tag}' file, not a round"
     elif "provenance" in data or "round_id" in data:
         wrong = "this is a solution or report, not a round"
     elif tag is None and not {"machines", "policy", "proposals"} & data.keys():

@@ -500,8 +500,9 @@ class AllocationModel:
                     # CP-SAT calls a solve stopped by the gap limit optimal; we say what was proven.
                     result.status, result.stop_reason = "feasible", "gap_limit"
         if status == cp_model.MODEL_INVALID:
+            why = (self.model.validate() or "invalid model").splitlines()[0]  # not the whole model
             raise AllocoptError(
-                f"the solver cannot represent this round ({self.model.validate() or 'invalid model'}); "
+                f"the solver cannot represent this round ({why}); "
                 "a number is far too large for exact integer arithmetic (a soft-share penalty, or "
                 "hours in the billions): lower it"
             )

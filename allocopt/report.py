@@ -12,6 +12,7 @@ import csv
 import io
 import json
 from collections.abc import Iterable
+from decimal import Decimal
 from typing import Any
 
 from rich import box
@@ -537,6 +538,6 @@ def _column_cells(values: list[Any], column: str) -> list[str]:
 
 
 def _decimals(value: float) -> int:
-    """The decimals a value given on the command line needs (0.82: 2; 4: 0), at most 6."""
-    text = f"{value:.6f}".rstrip("0")
-    return len(text.split(".")[1]) if "." in text else 0
+    """The decimals a value given on the command line needs (0.82: 2; 4: 0; 1e-07: 7)."""
+    exponent = Decimal(repr(value)).normalize().as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else 0

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from importlib.metadata import version
 
-from allocopt.diagnose import conflicts, diagnostics, share_shortfalls
+from allocopt.diagnose import MAX_CONFLICTS, conflicts, diagnostics, share_shortfalls
 from allocopt.errors import AllocoptError, InfeasibleError, InputError, Problem, nothing_found
 from allocopt.files import sha256_of
 from allocopt.improve import improve
@@ -456,7 +456,7 @@ def _why_infeasible(terms: Terms, options: SolveOptions, objective: str) -> list
         marked = 0 < alone < len(conflict.rules)
         if len(conflict.rules) == 1:
             head = "this rule cannot hold with the others; change it"
-        elif alone == len(conflict.rules):
+        elif not conflict.enough or alone == len(conflict.rules):  # not checked: it resolves this one
             head = f"these {len(conflict.rules)} rules cannot all hold together; change any one of them"
         elif marked:
             # Changing another resolves this set but leaves an overlapping one: say which suffice.
@@ -482,7 +482,11 @@ def _why_infeasible(terms: Terms, options: SolveOptions, objective: str) -> list
             ),
         ]
     if len(found) > 1:
-        out.append(f"the round has {len(found)} separate conflicts: resolve each one")
+        out.append(
+            f"the round has at least {len(found)} separate conflicts: resolve each one, then solve again"
+            if len(found) >= MAX_CONFLICTS
+            else f"the round has {len(found)} separate conflicts: resolve each one"
+        )
     if out:
         return out + _below_threshold(terms, out)
     shortfalls = share_shortfalls(terms, options, objective)

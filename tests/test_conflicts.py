@@ -197,3 +197,22 @@ def test_overlapping_conflicts_mark_the_rules_that_resolve_the_round() -> None:
     solve(round_of(floorless))
     with pytest.raises(InfeasibleError):
         solve(round_of(_excluding("P-02", "P-05", "P-08")))
+
+
+def test_more_conflicts_than_are_reported_keep_the_plain_advice() -> None:
+    """Six pins, each asking 3,000 GPU-h of its own 2,000 GPU-h machine: five conflicts are named.
+    With one left unreported, no rule can be said to resolve the round alone, so each conflict
+    keeps 'change any one of them' (it resolves that conflict), and the count says 'at least'."""
+    from tests.helpers import machine, make_round, option, pin, proposal
+
+    rnd = make_round(
+        machines=[machine(f"m{i}", gpu_hours=2000) for i in range(6)],
+        proposals=[proposal(f"P{i}", options=[option(f"m{i}", 3000, 3000)]) for i in range(6)],
+        pins=[pin(f"P{i}") for i in range(6)],
+    )
+    with pytest.raises(InfeasibleError) as err:
+        solve(rnd)
+    text = str(err.value)
+    assert text.count("rules cannot all hold together; change any one of them") == 5
+    assert "leaves other rules in conflict" not in text
+    assert "the round has at least 5 separate conflicts: resolve each one, then solve again" in text

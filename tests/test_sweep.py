@@ -273,3 +273,12 @@ def test_a_sweep_with_nothing_solved_fails_and_says_what_it_wrote(tmp_path: Path
 def test_a_knob_value_that_is_not_finite_is_refused(vary: str) -> None:
     with pytest.raises(ValueError, match="finite"):
         parse_knob(vary)
+
+
+def test_tiny_knob_values_stay_apart_in_the_frontier() -> None:
+    """A penalty swept over 1e-7, 2.5e-7 and 1e-6 showed as 0.000000, 0.000000, 0.000001."""
+    rows = [
+        {"policy.share_groups.a.penalty": v, "status": "optimal", "note": ""} for v in (1e-7, 2.5e-7, 1e-6)
+    ]
+    cells = [line.split()[0] for line in render_frontier(rows).splitlines() if line.strip().startswith("0.")]
+    assert cells == ["0.00000010", "0.00000025", "0.00000100"]
