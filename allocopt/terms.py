@@ -398,12 +398,19 @@ def split_reachable(options: list[Option], k: int, budget: int = 100_000) -> boo
             return True
         if i == len(options) or used == k:
             return False
-        steps += 1
-        if steps > budget:
-            return True
         o = options[i]
         most = min(o.max_units, math.floor((1 - f_sum) / o.f))
+        if max(1, math.ceil((1 - g_sum) / o.g)) <= most:
+            return True  # this option alone completes the minimum within the request
+        if used + 1 == k or i + 1 == len(options):
+            # It cannot complete the minimum, and no option may follow it: only skipping it is left.
+            return search(i + 1, used, f_sum, g_sum)
+        # Partial awards here, each finished by later options. Every try counts against the
+        # budget (counting calls only let one level loop over millions of units unchecked).
         for units in range(most, 0, -1):
+            steps += 1
+            if steps > budget:
+                return True
             if search(i + 1, used + 1, f_sum + units * o.f, g_sum + units * o.g):
                 return True
         return search(i + 1, used, f_sum, g_sum)
