@@ -530,15 +530,13 @@ def objective_scale(rnd: Round, options: dict[str, dict[str, Option]]) -> int:
         low = min(w for w, _ in worths)
         least = low if least is None else min(least, low)
         most += max(w * units for w, units in worths)
-    steps = 0
-    while (
-        least is not None
-        and steps < MOST_SCALE_STEPS
-        and least * 10**steps < LEAST_UNIT_POINTS
-        and most * 10 ** (steps + 1) <= MOST_POINTS
-    ):
-        steps += 1
-    return base * 10**steps
+    if least is None:
+        return base
+    # Set-wise rather than step by step (as the solver's terms do it): the powers the 2^52 ceiling
+    # allows, and the least of them at which every unit is worth enough, else the largest allowed.
+    allowed = [k for k in range(MOST_SCALE_STEPS + 1) if k == 0 or most * 10**k <= MOST_POINTS]
+    enough = [k for k in allowed if least * 10**k >= LEAST_UNIT_POINTS]
+    return base * 10 ** (min(enough) if enough else max(allowed))
 
 
 def unit_coefficient(rnd: Round, p: Proposal, o: Option, scale: int) -> int:
