@@ -464,9 +464,11 @@ class AllocationModel:
         on_progress: Callable[[Progress], None] | None = None,
         *,
         first_solution_only: bool = False,
+        light_cuts: bool = False,
     ) -> RawResult:
         """Run CP-SAT with deterministic settings; Ctrl-C stops it with the best found.
-        ``first_solution_only`` (after a Ctrl-C elsewhere) stops at the first allocation."""
+        ``first_solution_only`` (after a Ctrl-C elsewhere) stops at the first allocation.
+        ``light_cuts`` is for the rank walk's many small checks (see below)."""
         solver = cp_model.CpSolver()
         params = solver.parameters
         params.stop_after_first_solution = first_solution_only
@@ -479,6 +481,13 @@ class AllocationModel:
         # A hint (the warm start) is complete and feasible: CP-SAT takes it as its first solution
         # in presolve; searching along it again only costs time.
         params.hint_conflict_limit = 0
+        if light_cuts:
+            # A rank check's LP bound is already close (the step's own bound is a constraint), and
+            # it ends in a fraction of a second: CP-SAT's cut rounds took half of it, and adding
+            # the relaxation whole saves the lazy rounds. Measured on the walks at 300 x 8: the same
+            # fractions, every check proven, 40-60 % less wall time.
+            params.cut_level = 0
+            params.add_lp_constraints_lazily = False
         params.max_deterministic_time = options.work_limit
         params.relative_gap_limit = options.gap_limit
         if options.time_limit is not None:
