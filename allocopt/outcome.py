@@ -237,6 +237,10 @@ def _result(
     else:
         decision = Decision.REDUCED
         reasons = _why_reduced(terms, ledger, a, awarded, objective, optimal, gap)
+    if objective == "rank" and not optimal and reasons and all(r.code != "not_reached" for r in reasons):
+        # A rule that blocks it in this allocation is not the whole story: its own check ran out,
+        # so another allocation might have given it more.
+        reasons.append(_unexplained(a, objective, optimal, gap))
     return ProposalResult(
         id=p.id,
         decision=decision,
