@@ -223,7 +223,9 @@ class _Search:
                 "time_limit": left,
             }
         )
-        raw = model.solve(step, self.on_progress if whole else self._with_round_bound)
+        # A neighbourhood's own bound proves nothing for the round, so it can do without the cut
+        # rounds that tighten it: the whole round keeps them.
+        raw = model.solve(step, self.on_progress if whole else self._with_round_bound, light_cuts=not whole)
         self.count += 1
         self.spent += raw.deterministic_seconds
         self.wall += raw.wall_seconds

@@ -99,7 +99,7 @@ def check_neighbourhood(
     around = units_of(terms, start)
     model = AllocationModel(terms, free=free, around=around)
     model.maximise_merit()
-    raw = model.solve(EXACT)
+    raw = model.solve(EXACT, light_cuts=True)  # as the search's neighbourhoods are solved
     where = (sorted(free), around, describe(rnd))
     assert raw.status == "optimal", where
     assert raw.objective == expected, where
@@ -350,6 +350,29 @@ def test_improve_proves_the_optimum_of_a_whole_round(
     decided = {o.proposal_id for o in terms.options}
     if len(decided) > 2 * margin:  # a first neighbourhood short of the round: it had to grow
         assert result.neighbourhoods >= 2
+
+
+def test_neighbourhoods_use_light_cuts_and_the_whole_round_keeps_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A neighbourhood's own bound proves nothing for the round, so its search leaves out CP-SAT's
+    cut rounds; the whole round's search, whose bound is the round's, keeps them."""
+    monkeypatch.setattr(improve_module, "FIRST_MARGIN", 8)
+    rnd = generate_round(60, 4, 2, policy_language=False)
+    terms, units, objective, relaxation = _start(rnd)
+    total = sum(len(a.options) for a in terms.assessments.values())
+    asked: list[tuple[bool, bool]] = []  # (the whole round, light cuts) for each CP-SAT call
+    real_solve = AllocationModel.solve
+
+    def recorded(self: AllocationModel, options: SolveOptions, *args: object, **kwargs: object) -> object:
+        asked.append((self.decided_options == total, bool(kwargs.get("light_cuts", False))))
+        return real_solve(self, options, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(AllocationModel, "solve", recorded)
+    result = improve(terms, units, objective, relaxation, SolveOptions(gap_limit=0.0), 20.0)
+    assert result.proven_optimal  # so the search reached the whole round
+    assert (False, True) in asked and (True, False) in asked
+    assert (False, False) not in asked and (True, True) not in asked
 
 
 @pytest.mark.parametrize(("margin_gain", "widens"), [(1e12, True), (1e-12, False)])
