@@ -582,6 +582,7 @@ def reproduce(solution_file: Path) -> None:
             ("allocopt", recorded.allocopt_version, rerun.provenance.allocopt_version),
             ("OR-Tools", recorded.ortools_version, rerun.provenance.ortools_version),
             ("SciPy", recorded.scipy_version, rerun.provenance.scipy_version),
+            ("highspy", recorded.highspy_version or "none", rerun.provenance.highspy_version or "none"),
         )
         if then != now
     ]

@@ -246,7 +246,8 @@ def _summary(solution: Solution) -> str:
             "Software",
             _e(
                 f"allocopt {prov.allocopt_version}, OR-Tools {prov.ortools_version}, "
-                f"SciPy {prov.scipy_version}, Python {prov.python_version}"
+                f"SciPy {prov.scipy_version}, highspy {prov.highspy_version or 'none'}, "
+                f"Python {prov.python_version}"
             ),
         ),
     ]

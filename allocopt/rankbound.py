@@ -10,9 +10,11 @@ allocation gives it the most possible, and no CP-SAT check is needed.
 from __future__ import annotations
 
 import math
+import os
+import sys
 
+import highspy
 import numpy as np
-from scipy.optimize import linprog
 from scipy.sparse import csr_matrix, vstack
 
 from allocopt.terms import Terms
@@ -20,50 +22,97 @@ from allocopt.warmstart import OptionKey, dual_value, relaxation_program
 
 
 class RaiseBounds:
-    """The LP relaxation of the rank walk's raise steps, the kept fractions added as they are
-    decided."""
+    """The LP relaxation of the rank walk's raise steps, kept in one HiGHS model: each step
+    changes its objective and adds the fraction just decided as a row, and HiGHS re-solves
+    from the last basis instead of from scratch."""
 
     def __init__(self, terms: Terms, funded: frozenset[str], unfunded: frozenset[str]) -> None:
-        self.program = relaxation_program(terms, funded, unfunded, hard_shares=True)
+        lp = relaxation_program(terms, funded, unfunded, hard_shares=True)
+        self.program = lp
         self.column = {o.key: i for i, o in enumerate(terms.options)}
-        self.width = len(self.program.lower)
-        self.kept: list[csr_matrix] = []
+        self.width = len(lp.lower)
+        self.kept_cols: list[np.ndarray] = []  # the decided fractions' rows, for the bound
+        self.kept_vals: list[np.ndarray] = []
         self.kept_rhs: list[float] = []
+        self.cost: list[int] = []  # the columns the last objective set
+        highs = _quiet_highs()
+        highs.setOptionValue("threads", 1)
+        inf = highspy.kHighsInf
+        highs.addVars(self.width, lp.lower, lp.upper)
+        self._add_rows(highs, lp.a_ub, np.full(lp.a_ub.shape[0], -inf), lp.b_ub)
+        if lp.a_eq is not None and lp.b_eq is not None:
+            self._add_rows(highs, lp.a_eq, lp.b_eq, lp.b_eq)
+        highs.changeObjectiveSense(highspy.ObjSense.kMinimize)
+        self.highs = highs
 
-    def _row(self, gains: dict[OptionKey, int]) -> csr_matrix:
-        cols = [self.column[k] for k in gains]
-        return csr_matrix(
-            (np.array([float(v) for v in gains.values()]), (np.zeros(len(cols), dtype=np.int64), cols)),
-            shape=(1, self.width),
-        )
+    @staticmethod
+    def _add_rows(highs: highspy.Highs, a: csr_matrix, lower: np.ndarray, upper: np.ndarray) -> None:
+        a = a.tocsr()
+        highs.addRows(a.shape[0], lower, upper, a.nnz, a.indptr[:-1], a.indices, a.data)
 
     def keep(self, gains: dict[OptionKey, int], at_least: int) -> None:
         """From now on sum(gains[o] u[o]) >= at_least (a decided raise step)."""
-        self.kept.append(-self._row(gains))
+        cols = np.array([self.column[k] for k in gains], dtype=np.int32)
+        vals = -np.array([float(v) for v in gains.values()])
+        self.kept_cols.append(cols)
+        self.kept_vals.append(vals)
         self.kept_rhs.append(-float(at_least))
+        inf = highspy.kHighsInf
+        self.highs.addRow(-inf, -float(at_least), len(cols), cols, vals)
+
+    def _kept_rows(self) -> csr_matrix:
+        sizes = [len(c) for c in self.kept_cols]
+        indptr = np.concatenate([[0], np.cumsum(sizes)])
+        return csr_matrix(
+            (np.concatenate(self.kept_vals), np.concatenate(self.kept_cols), indptr),
+            shape=(len(sizes), self.width),
+        )
 
     def most(self, gains: dict[OptionKey, int], time_limit: float | None = None) -> float | None:
         """A proven upper bound on sum(gains[o] u[o]) over every allocation the rules and the
         decisions so far allow (None when HiGHS does not solve the LP, in time_limit seconds
         if given)."""
-        lp = self.program
-        a_ub = vstack([lp.a_ub, *self.kept]).tocsr() if self.kept else lp.a_ub
-        b_ub = np.concatenate([lp.b_ub, self.kept_rhs]) if self.kept else lp.b_ub
+        lp, highs = self.program, self.highs
         c = lp.objective({self.column[k]: float(v) for k, v in gains.items()})
-        res = linprog(
-            c,
-            A_ub=a_ub,
-            b_ub=b_ub,
-            A_eq=lp.a_eq,
-            b_eq=lp.b_eq,
-            bounds=np.column_stack([lp.lower, lp.upper]),
-            method="highs",
-            options={} if time_limit is None else {"time_limit": time_limit},
-        )
-        if res.status != 0:
+        cols = sorted(set(self.cost) | {self.column[k] for k in gains})
+        highs.changeColsCost(len(cols), np.array(cols, dtype=np.int32), c[cols])
+        self.cost = [self.column[k] for k in gains]
+        # HiGHS measures its time limit against the model's run time over every solve so far.
+        limit = math.inf if time_limit is None else highs.getRunTime() + time_limit
+        highs.setOptionValue("time_limit", limit)
+        highs.run()
+        if highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
             return None
-        mu = res.eqlin.marginals if lp.a_eq is not None else None
-        return dual_value(c, a_ub, b_ub, lp.a_eq, lp.b_eq, lp.lower, lp.upper, res.ineqlin.marginals, mu)
+        duals = np.array(highs.getSolution().row_dual)
+        n_ub = lp.a_ub.shape[0]
+        n_eq = 0 if lp.a_eq is None else lp.a_eq.shape[0]
+        lam = np.concatenate([duals[:n_ub], duals[n_ub + n_eq :]])
+        mu = duals[n_ub : n_ub + n_eq] if lp.a_eq is not None else None
+        a_ub = vstack([lp.a_ub, self._kept_rows()]).tocsr() if self.kept_rhs else lp.a_ub
+        b_ub = np.concatenate([lp.b_ub, self.kept_rhs]) if self.kept_rhs else lp.b_ub
+        return dual_value(c, a_ub, b_ub, lp.a_eq, lp.b_eq, lp.lower, lp.upper, lam, mu)
+
+
+def _quiet_highs() -> highspy.Highs:
+    """A HiGHS model that prints nothing. HiGHS writes its banner to the process's standard
+    output as the model is made, before logging can be turned off, so that one moment's output
+    goes to the null device (at the file-descriptor level, where HiGHS writes)."""
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no standard output at all: nothing to keep clean
+        saved = None
+    try:
+        if saved is not None:
+            with open(os.devnull, "w") as null:
+                os.dup2(null.fileno(), 1)
+        highs = highspy.Highs()
+        highs.setOptionValue("output_flag", False)
+    finally:
+        if saved is not None:
+            os.dup2(saved, 1)
+            os.close(saved)
+    return highs
 
 
 def next_level(gains: dict[OptionKey, int], current: int, split: bool) -> float:

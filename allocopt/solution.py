@@ -350,6 +350,11 @@ class Provenance(Out):
     allocopt_version: str = Field(description="allocopt version that solved the round.")
     ortools_version: str = Field(description="OR-Tools (CP-SAT) version used.")
     scipy_version: str = Field(description="SciPy version used (its HiGHS computes the warm start).")
+    highspy_version: str | None = Field(
+        default=None,
+        description="highspy (HiGHS) version used (the rank walk's LP bounds); absent in solutions "
+        "made before allocopt used it.",
+    )
     python_version: str = Field(description="Python version used.")
     options: dict[str, object] = Field(description="Every solve option, as used.")
     seed: int = Field(description="CP-SAT random seed used.")

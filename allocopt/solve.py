@@ -176,6 +176,7 @@ def solve(
             allocopt_version=version("allocopt"),
             ortools_version=version("ortools"),
             scipy_version=version("scipy"),
+            highspy_version=version("highspy"),
             python_version=platform.python_version(),
             options={**options.model_dump(mode="json"), "objective": objective},
             seed=options.seed,

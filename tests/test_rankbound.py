@@ -132,3 +132,28 @@ def test_ctrl_c_during_a_raise_bound_leaves_the_rest_unproven(monkeypatch: pytes
     raised = [s for s in solution.rank.steps if s.phase == "raise"]
     assert any(not s.proven for s in raised) and all(s.settled_by != "bound" for s in raised)
     assert verify(rnd, solution) == []
+
+
+def test_the_bounds_print_nothing(capfd: pytest.CaptureFixture[str]) -> None:
+    """HiGHS announces itself on standard output as its model is made; a committee's terminal
+    (or a piped table) must not show it."""
+    terms = derive(generate_round(30, 3, 1))
+    funded = frozenset(terms.order[:5])
+    bounds = RaiseBounds(terms, funded, frozenset())
+    a = terms.assessments[terms.order[0]]
+    assert bounds.most({o.key: 1 for o in a.options}) is not None
+    captured = capfd.readouterr()
+    assert captured.out == "" and captured.err == ""
+
+
+def test_a_time_limit_is_for_this_bound_not_all_so_far() -> None:
+    """The HiGHS model is kept for the whole walk, and HiGHS counts its time limit from the first
+    solve: each step's limit must still give that step its own seconds."""
+    terms = derive(generate_round(300, 8, 1))
+    bounds = RaiseBounds(terms, frozenset(), frozenset())
+    steps = [{o.key: 1 for o in terms.assessments[pid].options} for pid in terms.order[:150]]
+    i = 0
+    while bounds.highs.getRunTime() < 0.2:  # each bound a few milliseconds, from the last basis
+        assert bounds.most(steps[i % len(steps)]) is not None
+        i += 1
+    assert bounds.most(steps[(i + 1) % len(steps)], time_limit=0.1) is not None
