@@ -50,7 +50,7 @@ def walk(terms: Terms, options: SolveOptions, deadline: float | None = None) -> 
             step_options = options.model_copy(
                 update={"time_limit": max(0.01, deadline - time.perf_counter())}
             )
-        raw = model.solve(step_options, light_cuts=True)
+        raw = model.solve(step_options, light_cuts=True, light_presolve=True)
         record.deterministic_seconds += raw.deterministic_seconds
         record.wall_seconds += raw.wall_seconds
         if raw.stop_reason != "finished":

@@ -1,5 +1,5 @@
-"""The rank walk's CP-SAT checks: their lighter cut settings decide every step as CP-SAT's
-defaults do."""
+"""The rank walk's CP-SAT checks: their lighter cut and presolve settings decide every step as
+CP-SAT's defaults do."""
 
 from __future__ import annotations
 
@@ -14,26 +14,26 @@ from allocopt.solve import solve
 
 
 @pytest.mark.parametrize(("proposals", "machines", "seed"), [(40, 4, 1), (60, 4, 2), (50, 6, 3), (120, 6, 4)])
-def test_light_cuts_decide_every_step_as_the_default_cuts(
+def test_light_settings_decide_every_step_as_the_defaults(
     monkeypatch: pytest.MonkeyPatch, proposals: int, machines: int, seed: int
 ) -> None:
     """Each step is proven either way, so the walk must fund the same proposals with the same
     fractions; and the walk's checks do ask for the lighter settings."""
     rnd = generate_round(proposals, machines, seed)
     options = SolveOptions(objective="rank")
-    asked: list[bool] = []
+    asked: list[tuple[bool, bool]] = []
     original = AllocationModel.solve
 
     def recording(self: AllocationModel, opts: SolveOptions, *args: Any, **kwargs: Any) -> RawResult:
-        asked.append(kwargs.get("light_cuts", False))
+        asked.append((bool(kwargs.get("light_cuts")), bool(kwargs.get("light_presolve"))))
         return original(self, opts, *args, **kwargs)
 
     monkeypatch.setattr(AllocationModel, "solve", recording)
     light = solve(rnd, options)
-    assert asked and all(asked)
+    assert asked and all(cuts and presolve for cuts, presolve in asked)
 
     def default_cuts(self: AllocationModel, opts: SolveOptions, *args: Any, **kwargs: Any) -> RawResult:
-        return original(self, opts, *args, **{**kwargs, "light_cuts": False})
+        return original(self, opts, *args, **{**kwargs, "light_cuts": False, "light_presolve": False})
 
     monkeypatch.setattr(AllocationModel, "solve", default_cuts)
     default = solve(rnd, options)
