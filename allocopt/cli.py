@@ -361,6 +361,7 @@ def solve(
     if rnd.policy.lottery is not None and (objective or rnd.policy.objective) != "rank" and not quiet:
         warn("warning: policy.lottery applies only under the rank objective; no lots are drawn under 'merit'")
     status = Status("solving...", console=err) if err.is_terminal and not quiet else None
+    warnings: list[str] = []
 
     def progress(p: Progress) -> None:  # in merit points, as the summary
         if status is not None:
@@ -373,10 +374,12 @@ def solve(
     try:
         if status is not None:
             status.start()
-        solution = solve_round(rnd, options, progress, keep)
+        solution = solve_round(rnd, options, progress, keep, on_warning=warnings.append)
     finally:
         if status is not None:
             status.stop()
+        for message in [] if quiet else warnings:  # after the status line, not through it
+            warn(f"warning: {message}")
     # Nothing is written that the independent check does not accept.
     violations = verify_solution(rnd, solution)
     if violations:

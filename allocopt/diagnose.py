@@ -27,6 +27,22 @@ class Diagnostic:
         return f"{self.level}: {self.message}"
 
 
+def coarse_units(terms: Terms) -> Diagnostic | None:
+    """A warning when the merit scale stopped growing (SCALE_STEPS) before every award unit was
+    worth enough points for close scores to stay apart; None otherwise."""
+    coarse = [o for o in terms.options if o.worth > 0 and o.coef < LEAST_UNIT_WORTH]
+    if not coarse:
+        return None
+    worst = min(coarse, key=lambda o: o.worth)
+    points = worst.worth * terms.scale / OBJECTIVE_SCALE[terms.round.policy.merit.value]
+    return Diagnostic(
+        "warning",
+        f"award units are tiny against the requests: one unit of {worst.proposal_id} on "
+        f"{terms.round.machine(worst.machine_id).name} is worth {float(points):.3g} points, rounded to "
+        f"{worst.coef}, so close scores may be ranked wrongly; raise that machine's award_unit",
+    )
+
+
 def diagnostics(terms: Terms, objective: str = "merit") -> list[Diagnostic]:
     """Demand against capacity per stack and per share group; proposals nobody can serve.
 
@@ -42,18 +58,9 @@ def diagnostics(terms: Terms, objective: str = "merit") -> list[Diagnostic]:
                 "(set policy.objective to 'rank', or solve with --objective rank)",
             )
         )
-    coarse = [o for o in terms.options if o.worth > 0 and o.coef < LEAST_UNIT_WORTH]
-    if coarse:  # the scale stopped growing (SCALE_STEPS) before every unit was worth enough
-        worst = min(coarse, key=lambda o: o.worth)
-        points = worst.worth * terms.scale / OBJECTIVE_SCALE[rnd.policy.merit.value]
-        out.append(
-            Diagnostic(
-                "warning",
-                f"award units are tiny against the requests: one unit of {worst.proposal_id} on "
-                f"{rnd.machine(worst.machine_id).name} is worth {float(points):.3g} points, rounded to "
-                f"{worst.coef}, so close scores may be ranked wrongly; raise that machine's award_unit",
-            )
-        )
+    coarse = coarse_units(terms)
+    if coarse is not None:
+        out.append(coarse)
     eligible = [a for a in terms.assessments.values() if a.eligible]
     for stack, label in STACK_NAMES.items():
         capacity = sum(

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from importlib.metadata import version
 
-from allocopt.diagnose import MAX_CONFLICTS, conflicts, diagnostics, share_shortfalls
+from allocopt.diagnose import MAX_CONFLICTS, coarse_units, conflicts, diagnostics, share_shortfalls
 from allocopt.errors import AllocoptError, InfeasibleError, InputError, Problem, nothing_found
 from allocopt.files import sha256_of
 from allocopt.improve import improve
@@ -67,6 +67,7 @@ def solve(
     options: SolveOptions | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     keep: Keep | None = None,
+    on_warning: Callable[[str], None] | None = None,
 ) -> Solution:
     """Solve a round under the merit or the rank objective (the options', else the policy's).
 
@@ -75,6 +76,8 @@ def solve(
     limits stop the search before any allocation is found. With ``keep`` (merit
     only), the allocation within ``keep.tolerance`` of the best merit found that
     changes the fewest decisions, then moves the fewest hours, of the previous one.
+    ``on_warning`` hears what makes the result less trustworthy than its proof says (award
+    units too tiny for the merit scale).
     """
     started = time.perf_counter()
     options = options or SolveOptions()
@@ -89,6 +92,9 @@ def solve(
         # The quick check counts demand alone; the advice is measured with every other rule in
         # force, so that following it does not run straight into the next rule.
         raise InfeasibleError(_listed(_why_infeasible(terms, options, objective)))
+    coarse = coarse_units(terms)
+    if coarse is not None and on_warning is not None:
+        on_warning(coarse.message)
 
     rank: RankOut | None = None
     keep_out: KeepOut | None = None

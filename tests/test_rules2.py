@@ -9,6 +9,7 @@ and one award unit worth a fraction f of the request is worth round(10**8 x w x 
 from __future__ import annotations
 
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -971,3 +972,23 @@ def test_split_reachable_is_quick_with_tiny_units() -> None:
         for m in ("a", "b")
     ]
     assert split_reachable(options, 2) is False
+
+
+def test_solve_warns_of_units_too_tiny_for_the_scale(tmp_path: Path) -> None:
+    """The warning validate gives is given by solve as well, once, beside the solution it writes;
+    a round whose units are worth enough gets none."""
+    from click.testing import CliRunner
+
+    from allocopt.cli import cli
+    from allocopt.generate import write_round
+
+    for requested, warned in ((10**12, True), (10**7, False)):
+        path = tmp_path / f"r{requested}.json"
+        write_round(_one_machine_two_requests(requested, requested // 10), path)
+        out = tmp_path / f"r{requested}.solution.json"
+        result = CliRunner().invoke(cli, ["solve", str(path), "-o", str(out)])
+        assert result.exit_code == 0, result.output
+        assert out.exists()
+        assert result.stderr.count("award units are tiny against the requests") == (1 if warned else 0)
+        quiet = CliRunner().invoke(cli, ["solve", str(path), "-o", str(out), "--quiet"])
+        assert "tiny" not in quiet.stderr
