@@ -12,13 +12,17 @@ from __future__ import annotations
 import math
 import os
 import sys
+import threading
+from typing import TYPE_CHECKING
 
-import highspy
 import numpy as np
 from scipy.sparse import csr_matrix, vstack
 
 from allocopt.terms import Terms
 from allocopt.warmstart import OptionKey, dual_value, relaxation_program
+
+if TYPE_CHECKING:  # imported where used: every command would pay its 0.15 s import
+    import highspy
 
 
 class RaiseBounds:
@@ -35,11 +39,14 @@ class RaiseBounds:
         self.kept_vals: list[np.ndarray] = []
         self.kept_rhs: list[float] = []
         self.cost: list[int] = []  # the columns the last objective set
+        import highspy
+
         highs = _quiet_highs()
         highs.setOptionValue("threads", 1)
-        inf = highspy.kHighsInf
+        self.inf = highspy.kHighsInf
+        self.optimal = highspy.HighsModelStatus.kOptimal
         highs.addVars(self.width, lp.lower, lp.upper)
-        self._add_rows(highs, lp.a_ub, np.full(lp.a_ub.shape[0], -inf), lp.b_ub)
+        self._add_rows(highs, lp.a_ub, np.full(lp.a_ub.shape[0], -self.inf), lp.b_ub)
         if lp.a_eq is not None and lp.b_eq is not None:
             self._add_rows(highs, lp.a_eq, lp.b_eq, lp.b_eq)
         highs.changeObjectiveSense(highspy.ObjSense.kMinimize)
@@ -54,11 +61,10 @@ class RaiseBounds:
         """From now on sum(gains[o] u[o]) >= at_least (a decided raise step)."""
         cols = np.array([self.column[k] for k in gains], dtype=np.int32)
         vals = -np.array([float(v) for v in gains.values()])
+        self.highs.addRow(-self.inf, -float(at_least), len(cols), cols, vals)  # first: lists follow it
         self.kept_cols.append(cols)
         self.kept_vals.append(vals)
         self.kept_rhs.append(-float(at_least))
-        inf = highspy.kHighsInf
-        self.highs.addRow(-inf, -float(at_least), len(cols), cols, vals)
 
     def _kept_rows(self) -> csr_matrix:
         sizes = [len(c) for c in self.kept_cols]
@@ -81,37 +87,47 @@ class RaiseBounds:
         limit = math.inf if time_limit is None else highs.getRunTime() + time_limit
         highs.setOptionValue("time_limit", limit)
         highs.run()
-        if highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        if highs.getModelStatus() != self.optimal:
             return None
+        # HiGHS's rows: a_ub's, then a_eq's (as added in __init__), then the kept fractions.
         duals = np.array(highs.getSolution().row_dual)
+        equalities = lp.a_eq is not None and lp.b_eq is not None
         n_ub = lp.a_ub.shape[0]
-        n_eq = 0 if lp.a_eq is None else lp.a_eq.shape[0]
+        n_eq = lp.a_eq.shape[0] if equalities and lp.a_eq is not None else 0
         lam = np.concatenate([duals[:n_ub], duals[n_ub + n_eq :]])
-        mu = duals[n_ub : n_ub + n_eq] if lp.a_eq is not None else None
+        mu = duals[n_ub : n_ub + n_eq] if equalities else None
         a_ub = vstack([lp.a_ub, self._kept_rows()]).tocsr() if self.kept_rhs else lp.a_ub
         b_ub = np.concatenate([lp.b_ub, self.kept_rhs]) if self.kept_rhs else lp.b_ub
         return dual_value(c, a_ub, b_ub, lp.a_eq, lp.b_eq, lp.lower, lp.upper, lam, mu)
 
 
+_QUIET = threading.Lock()  # one redirection at a time, or one would restore the other's
+
+
 def _quiet_highs() -> highspy.Highs:
     """A HiGHS model that prints nothing. HiGHS writes its banner to the process's standard
-    output as the model is made, before logging can be turned off, so that one moment's output
-    goes to the null device (at the file-descriptor level, where HiGHS writes)."""
-    sys.stdout.flush()
-    try:
-        saved = os.dup(1)
-    except OSError:  # no standard output at all: nothing to keep clean
-        saved = None
-    try:
-        if saved is not None:
-            with open(os.devnull, "w") as null:
-                os.dup2(null.fileno(), 1)
-        highs = highspy.Highs()
-        highs.setOptionValue("output_flag", False)
-    finally:
-        if saved is not None:
-            os.dup2(saved, 1)
-            os.close(saved)
+    output as a model is made (once per process in the versions we use), before logging can be
+    turned off; that moment's output on file descriptor 1, where HiGHS writes, goes to the null
+    device. Another thread writing to it in that moment loses its output; the CLI has none."""
+    import highspy
+
+    with _QUIET:
+        try:
+            if sys.stdout is not None:
+                sys.stdout.flush()
+            saved: int | None = os.dup(1)
+        except (OSError, ValueError):  # no standard output to keep clean (closed)
+            saved = None
+        try:
+            if saved is not None:
+                with open(os.devnull, "w") as null:
+                    os.dup2(null.fileno(), 1)
+            highs = highspy.Highs()
+            highs.setOptionValue("output_flag", False)
+        finally:
+            if saved is not None:
+                os.dup2(saved, 1)
+                os.close(saved)
     return highs
 
 
