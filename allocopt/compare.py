@@ -30,6 +30,8 @@ class Figure:
         return tuple(as_number(v) for v in self.values)
 
 
+# The software that made a solution: reported beside a re-run, not a difference in its result.
+VERSION_FIELDS = {"allocopt_version", "ortools_version", "scipy_version", "highspy_version", "python_version"}
 _NUMBER = re.compile(r"-?\d[\d,]*(\.\d+)?")
 
 
@@ -340,10 +342,13 @@ def fraction_change(a: float, b: float) -> str:
 def differences_apart_from_timing(
     a: Solution, b: Solution, names: tuple[str, str] = ("in the first", "in the second")
 ) -> list[str]:
-    """Every way b differs from a, ignoring the wall-clock timing block (empty: identical);
-    ``names`` say where each figure comes from."""
+    """Every way b differs from a, ignoring the wall-clock timing block and the software
+    versions (which the caller reports on their own: a solution made before a version was
+    recorded must still reproduce); empty: identical. ``names`` say where each figure comes
+    from."""
     first, second = names
-    if a.model_dump(exclude={"timing"}) == b.model_dump(exclude={"timing"}):
+    apart: Any = {"timing": True, "provenance": VERSION_FIELDS}
+    if a.model_dump(exclude=apart) == b.model_dump(exclude=apart):
         return []
     out = []
     if a.provenance.input_sha256 != b.provenance.input_sha256:
@@ -355,7 +360,9 @@ def differences_apart_from_timing(
         old = before.get(r.id)
         if old is None or old.allocations != r.allocations:
             out.append(f"{r.id}: {_award(old) if old else 'absent'} {first}, {_award(r)} {second}")
-    for block in ("metrics", "solver", "rank", "provenance"):
+    for block in ("metrics", "solver", "rank"):
         if getattr(a, block) != getattr(b, block):
             out.append(f"the {block} block")
+    if a.provenance.model_dump(exclude=VERSION_FIELDS) != b.provenance.model_dump(exclude=VERSION_FIELDS):
+        out.append("the provenance block")
     return out or ["the reasons or other recorded details"]

@@ -275,6 +275,24 @@ def test_reproduce_names_what_differs(tmp_path: Path) -> None:
     assert "recorded, " in result.output and "re-solved" in result.output  # not "the first/second"
 
 
+@pytest.mark.parametrize("objective", ["merit", "rank"])
+def test_a_solution_made_with_other_software_versions_still_reproduces(
+    tmp_path: Path, objective: str
+) -> None:
+    """A solution from before highspy's version was recorded, or made with another version of
+    any of the software, reproduces when its result is the same; reproduce notes the versions."""
+    sol = tmp_path / "tiny.solution.json"
+    assert run("solve", TINY, "-o", str(sol), "-q", "--objective", objective).exit_code == 0
+    data = json.loads(sol.read_text())
+    del data["provenance"]["highspy_version"]  # as written before it was recorded
+    data["provenance"]["ortools_version"] = "9.12.0"
+    sol.write_text(json.dumps(data))
+    result = run("reproduce", str(sol))
+    assert result.exit_code == 0, result.output
+    assert "reproduced" in result.output
+    assert "highspy none (now " in result.output and "OR-Tools 9.12.0 (now " in result.output
+
+
 @pytest.mark.parametrize(
     ("target", "message"),
     [
