@@ -378,8 +378,9 @@ def solve(
     finally:
         if status is not None:
             status.stop()
-        for message in [] if quiet else warnings:  # after the status line, not through it
-            warn(f"warning: {message}")
+        if not quiet:
+            for message in warnings:  # after the status line, not through it
+                warn(f"warning: {message}")
     # Nothing is written that the independent check does not accept.
     violations = verify_solution(rnd, solution)
     if violations:

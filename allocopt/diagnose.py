@@ -58,7 +58,7 @@ def diagnostics(terms: Terms, objective: str = "merit") -> list[Diagnostic]:
                 "(set policy.objective to 'rank', or solve with --objective rank)",
             )
         )
-    coarse = coarse_units(terms)
+    coarse = coarse_units(terms) if objective != "rank" else None  # the rank walk does not use merit
     if coarse is not None:
         out.append(coarse)
     eligible = [a for a in terms.assessments.values() if a.eligible]

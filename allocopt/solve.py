@@ -76,8 +76,8 @@ def solve(
     limits stop the search before any allocation is found. With ``keep`` (merit
     only), the allocation within ``keep.tolerance`` of the best merit found that
     changes the fewest decisions, then moves the fewest hours, of the previous one.
-    ``on_warning`` hears what makes the result less trustworthy than its proof says (award
-    units too tiny for the merit scale).
+    ``on_warning`` hears what makes the result less trustworthy than its proof says (under
+    merit, award units too tiny for the merit scale).
     """
     started = time.perf_counter()
     options = options or SolveOptions()
@@ -92,7 +92,7 @@ def solve(
         # The quick check counts demand alone; the advice is measured with every other rule in
         # force, so that following it does not run straight into the next rule.
         raise InfeasibleError(_listed(_why_infeasible(terms, options, objective)))
-    coarse = coarse_units(terms)
+    coarse = coarse_units(terms) if objective != "rank" else None  # the walk does not use merit
     if coarse is not None and on_warning is not None:
         on_warning(coarse.message)
 

@@ -11,6 +11,7 @@ from allocopt.generate import generate_round
 from allocopt.model import AllocationModel, RawResult
 from allocopt.options import SolveOptions
 from allocopt.solve import solve
+from allocopt.terms import derive
 
 
 @pytest.mark.parametrize(("proposals", "machines", "seed"), [(40, 4, 1), (60, 4, 2), (50, 6, 3), (120, 6, 4)])
@@ -44,3 +45,29 @@ def test_light_settings_decide_every_step_as_the_defaults(
         return [(s.phase, s.proposal, s.outcome, s.fraction_of_request) for s in sol.rank.steps]
 
     assert decided(light) == decided(default)
+
+
+def test_the_light_settings_reach_cp_sat(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The parameters CP-SAT is given: the walk's checks without cut rounds, the relaxation added
+    at once, one presolve pass and no symmetry detection; a plain solve with CP-SAT's defaults."""
+    import allocopt.model as model_module
+
+    seen: list[tuple[int, bool, int, int]] = []
+    real_run = model_module._run
+
+    def recording(solver: Any, *args: Any, **kwargs: Any) -> Any:
+        p = solver.parameters
+        seen.append((p.cut_level, p.add_lp_constraints_lazily, p.max_presolve_iterations, p.symmetry_level))
+        return real_run(solver, *args, **kwargs)
+
+    monkeypatch.setattr(model_module, "_run", recording)
+    model = AllocationModel(derive(generate_round(40, 4, 1)))
+    model.maximise_merit()
+    model.solve(SolveOptions())
+    model.solve(SolveOptions(), light_cuts=True, light_presolve=True)
+    plain, light = seen
+    assert light == (0, False, 1, 0)
+    assert plain[0] != 0 and plain[1] and plain[2] != 1 and plain[3] != 0
+    seen.clear()
+    solve(generate_round(40, 4, 1), SolveOptions(objective="rank"))
+    assert seen and all(s == (0, False, 1, 0) for s in seen)

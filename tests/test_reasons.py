@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
+from typing import Any
 
 import pytest
 
 from allocopt.explain import APPLICANT_WORDS
 from allocopt.generate import generate_round
+from allocopt.model import AllocationModel
 from allocopt.options import SolveOptions
 from allocopt.round import Round
 from allocopt.solution import Solution
@@ -285,12 +287,24 @@ def test_not_reached_never_on_an_optimal_solution(tiny_solution: Solution) -> No
     assert all(x.code != "not_reached" for r in tiny_solution.proposals for x in r.reasons)
 
 
-def test_an_unproven_rank_walk_still_verifies_and_says_not_reached() -> None:
-    """A rank walk cut short by its work limit: every step reports the final fraction (verify
-    passes), and each proposal whose own check ran out, unless funded in full, says
-    'not_reached' (beside any rule that blocks it in this allocation), and no other does."""
+def test_an_unproven_rank_walk_still_verifies_and_says_not_reached(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rank walk whose checks run out of their work limit: every step reports the final
+    fraction (verify passes), and each proposal whose own check ran out, unless funded in full,
+    says 'not_reached' (beside any rule that blocks it in this allocation), and no other does."""
+    real_solve = AllocationModel.solve
+    calls: list[int] = []
+
+    def starved(self: AllocationModel, options: SolveOptions, *args: Any, **kwargs: Any) -> Any:
+        # The first check finds the allocation the walk starts from; every later one runs out
+        # (a work limit alone would leave too few unproven as the checks grow cheaper).
+        calls.append(1)
+        if len(calls) > 1:
+            options = options.model_copy(update={"work_limit": 1e-4})
+        return real_solve(self, options, *args, **kwargs)
+
+    monkeypatch.setattr(AllocationModel, "solve", starved)
     rnd = generate_round(150, 6, 1)
-    solution = solve(rnd, SolveOptions(objective="rank", work_limit=0.005))
+    solution = solve(rnd, SolveOptions(objective="rank"))
     assert solution.rank is not None and not solution.rank.all_proven
     assert verify(rnd, solution) == []
     unproven = {s.proposal for s in solution.rank.steps if not s.proven}

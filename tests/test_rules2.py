@@ -992,3 +992,5 @@ def test_solve_warns_of_units_too_tiny_for_the_scale(tmp_path: Path) -> None:
         assert result.stderr.count("award units are tiny against the requests") == (1 if warned else 0)
         quiet = CliRunner().invoke(cli, ["solve", str(path), "-o", str(out), "--quiet"])
         assert "tiny" not in quiet.stderr
+        rank = CliRunner().invoke(cli, ["solve", str(path), "-o", str(out), "--objective", "rank"])
+        assert rank.exit_code == 0 and "tiny" not in rank.stderr  # the walk does not use merit
