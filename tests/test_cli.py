@@ -122,6 +122,40 @@ def test_solution_is_byte_identical_apart_from_timing(tmp_path: Path) -> None:
     assert text_a == text_b
 
 
+def test_a_rank_solution_is_byte_identical_apart_from_timing(tmp_path: Path) -> None:
+    """Under rank, on a round where LP bounds, top-ups and CP-SAT checks all settle steps, two
+    solves in separate processes write the same file but for the timing block."""
+    from allocopt.generate import generate_round, write_round
+
+    rnd = tmp_path / "round.json"
+    write_round(generate_round(60, 4, 2), rnd)
+    outs = [tmp_path / "a.json", tmp_path / "b.json"]
+    for out in outs:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "allocopt",
+                "solve",
+                str(rnd),
+                "-o",
+                str(out),
+                "-q",
+                "--objective",
+                "rank",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+    settled = {s["settled_by"] for s in json.loads(outs[0].read_text())["rank"]["steps"]}
+    assert {"bound", "solver", "witness"} <= settled
+    texts = [out.read_text().split('"timing"')[0] for out in outs]
+    assert texts[0] == texts[1]
+    assert strip_timing(outs[0].read_text()) == strip_timing(outs[1].read_text())
+
+
 def test_verify_detects_tampering_and_other_round(tmp_path: Path) -> None:
     """verify exits 1 on a tampered solution and on a solution of another round."""
     out = tmp_path / "s.json"
