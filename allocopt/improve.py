@@ -22,12 +22,15 @@ allocation, so it can only improve. The neighbourhoods, in order:
    after sweep while a sweep gains; pairs stop for good at the first pair not proven optimal
    in its work (too wide to settle), or after a sweep of pairs that closed less than
    1/PAIR_GAIN of the gap to the round's bound (each costs dozens of CP-SAT calls);
-3. the whole round for the work left, if the widest margin proven optimal suggests it can
+3. random draws from the funded awards that could change machine and the unfunded proposals
+   nearest the LP's cut, while they gain: the trades that repack leftover room across many
+   machines at once, which no margin or pair holds;
+4. the whole round for the work left, if the widest margin proven optimal suggests it can
    settle in it (its work grown with the square of the options fits in what is left).
    Otherwise the search has converged and stops early.
 
-A neighbourhood short of the whole round gets at most a quarter of the work left (a pair's,
-a sixteenth). The search stops as soon as the allocation is within the gap limit of the
+A neighbourhood short of the whole round gets at most a quarter of the work left (a pair's
+or a random draw's, a sixteenth). The search stops as soon as the allocation is within the gap limit of the
 round's bound.
 
 "The round's bound" (the ceiling) is the tightest bound proven for every allocation of the
@@ -35,12 +38,14 @@ round: the LP relaxation's, or CP-SAT's from a search of the whole round before 
 (solve.py's probe) where that is tighter, as it often is on rounds of a few hundred proposals.
 
 Deterministic: neighbourhoods are chosen from the allocation's and the LP's numbers with
-ties broken by id, and each CP-SAT call has a deterministic work limit.
+ties broken by id, random draws by a generator seeded with the solve's seed, and each CP-SAT
+call has a deterministic work limit.
 """
 
 from __future__ import annotations
 
 import math
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -58,6 +63,15 @@ PARTNERS = 2  # machines paired with each machine, those most of its awards coul
 PAIR_SHARE = 16
 MARGIN_GAIN = 10  # the round's margin doubles while one closes >= 1/MARGIN_GAIN of the gap to the ceiling
 PAIR_GAIN = 10  # sweeps of pairs go on while one closes at least 1/PAIR_GAIN of the gap to the ceiling
+# Random neighbourhoods (step 3): the first one's proposals; settled ones in a row without a gain
+# before the size doubles; how many in a row without a gain end them; what counts as a gain
+# (closing 1/RANDOM_GAIN of the gap to the ceiling: crumbs of a millionth of that do not); and
+# the largest pool they draw from (at 10,000 x 30, pools of thousands, they gained nothing).
+RANDOM_SIZE = 60
+RANDOM_MISSES = 4
+RANDOM_STALL = 12
+RANDOM_GAIN = 1000
+RANDOM_POOL = 2500
 STEP_SHARE = 4  # a neighbourhood short of the whole round gets at most 1/STEP_SHARE of the work left
 LEAST_STEP_WORK = 0.1  # the work counted for a settled neighbourhood at least (tiny ones report ~0)
 
@@ -141,7 +155,11 @@ def _run(search: _Search) -> bool:
             pairs_pay = settled and search.objective - before >= gap / PAIR_GAIN
         if search.objective == before:
             break
-    # 3. The whole round for the rest of the work, if it is likely to settle in it: the widest
+    # 3. Random neighbourhoods of the awards that could move and the unfunded proposals nearest
+    # the LP's cut, while they gain.
+    if search.work_left():
+        _random_neighbourhoods(search)
+    # 4. The whole round for the rest of the work, if it is likely to settle in it: the widest
     # margin proven optimal, its work grown with the square of the options (as we measured),
     # fits in what is left. A whole-round search far beyond that gained nothing.
     if search.work_left() and widest:
@@ -149,6 +167,51 @@ def _run(search: _Search) -> bool:
         if likely <= search.left():
             return search.step(sorted(everyone), whole=True).status == "optimal"
     return False
+
+
+def _random_neighbourhoods(search: _Search) -> None:
+    """Neighbourhoods drawn at random (seeded by the solve's seed) from ``_random_pool``. What
+    the margins miss are trades that repack leftover room across several machines at once
+    (measured at 300 x 8: 27 awards on all 8 machines resized or moved, tied together by the
+    share bounds), which no machine's, pair's or margin's neighbourhood holds. A draw's size
+    doubles after RANDOM_MISSES settled draws in a row gain nothing, and halves after one too
+    wide to settle gains nothing; RANDOM_STALL draws in a row without a gain end them, and so
+    does as much work as the search did before them: their gains come ever more slowly (at
+    2000 x 12, three quarters of what they gained came in the first seventh of their time)."""
+    draw = random.Random(search.options.seed)
+    size, misses, stall = RANDOM_SIZE, 0, 0
+    until = 2 * search.spent
+    while stall < RANDOM_STALL and search.work_left() and search.spent < until:
+        pool = _random_pool(search.terms, search.units, search.relaxation)
+        if len(pool) <= size or len(pool) > RANDOM_POOL:
+            return  # as wide as the pool (the whole round, step 4, takes over), or too sparse a draw
+        before = search.objective
+        free = sorted(draw.sample(pool, size))
+        settled = search.step(free, share=PAIR_SHARE, most=until - search.spent).status == "optimal"
+        if search.objective - before >= (search.ceiling - before) / RANDOM_GAIN:
+            misses, stall = 0, 0
+            continue
+        stall += 1
+        if not settled:
+            size, misses = max(size // 2, RANDOM_SIZE // 4), 0
+            continue
+        misses += 1
+        if misses == RANDOM_MISSES:
+            size, misses = size * 2, 0
+
+
+def _random_pool(terms: Terms, units: dict[OptionKey, int], relaxation: Relaxation) -> list[str]:
+    """What random neighbourhoods draw from, sorted by id: the funded proposals with an option
+    on more than one machine (those a trade can move), and a quarter as many unfunded ones,
+    those the LP comes closest to funding (least reduced cost, ties by id)."""
+    funded = {pid for (pid, _), v in units.items() if v > 0}
+    movers = [pid for pid in funded if pid in terms.assessments and len(terms.assessments[pid].options) > 1]
+    cost: dict[str, float] = {}
+    for o in terms.options:
+        if o.proposal_id not in funded:
+            cost[o.proposal_id] = min(relaxation.cost.get(o.key, math.inf), cost.get(o.proposal_id, math.inf))
+    nearest = sorted(cost, key=lambda pid: (cost[pid], pid))[: len(funded) // 4]
+    return sorted(movers + nearest)
 
 
 def _sweep(search: _Search, groups: list[list[str]], give_up: bool = False, share: int = STEP_SHARE) -> bool:
@@ -200,9 +263,12 @@ class _Search:
     def left(self) -> float:
         return self.work - self.spent
 
-    def step(self, free: list[str], whole: bool = False, share: int = STEP_SHARE) -> RawResult:
+    def step(
+        self, free: list[str], whole: bool = False, share: int = STEP_SHARE, most: float = math.inf
+    ) -> RawResult:
         """Solve one neighbourhood exactly (the whole round: within the gap limit, against
-        the round's bound) from the current allocation, and keep what it finds if better."""
+        the round's bound) from the current allocation, and keep what it finds if better; in
+        at most ``most`` deterministic seconds."""
         left = None if self.deadline is None else self.deadline - time.perf_counter()
         if left is not None and left <= 0.01:
             self.stopped = "time_limit"
@@ -215,7 +281,7 @@ class _Search:
         model.hint_deviations(share_deviations(self.terms, self.units))
         # Short of the whole round, a neighbourhood gets at most a share of the work left, so one
         # too wide to settle still leaves work for what comes after.
-        budget = self.work - self.spent if whole else (self.work - self.spent) / share
+        budget = min(self.work - self.spent if whole else (self.work - self.spent) / share, most)
         step = self.options.model_copy(
             update={
                 "work_limit": budget,

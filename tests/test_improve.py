@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 import allocopt.improve as improve_module
 from allocopt.generate import generate_round
 from allocopt.improve import Improved, improve
-from allocopt.model import AllocationModel, OptionKey, Progress
+from allocopt.model import AllocationModel, OptionKey, Progress, RawResult
 from allocopt.options import SolveOptions
 from allocopt.round import Round
 from allocopt.solve import _worth, solve
@@ -573,6 +573,167 @@ def test_a_pair_neighbourhood_swaps_awards_each_machine_alone_cannot(monkeypatch
     assert paired.units == {("P1", "B"): 2, ("P2", "A"): 2}  # each whole, on its fast machine
     assert paired.objective == _worth(terms, paired.units) > _worth(terms, start)
     assert feasible(terms, paired.units)
+
+
+def _random_search(rnd: Round, seed: int = 0, spent: float = 1.0) -> improve_module._Search:
+    """A search from the round's warm start that has spent ``spent`` deterministic seconds on the
+    steps before the random draws (they may spend as much again)."""
+    terms, units, objective, relaxation = _start(rnd)
+    options = SolveOptions(gap_limit=0.0, seed=seed)
+    search = improve_module._Search(
+        terms, units, objective, relaxation, relaxation.bound, options, 10.0, None, None
+    )
+    search.spent = spent
+    return search
+
+
+def test_the_random_pool_is_the_movable_awards_and_the_unfunded_nearest_the_cut() -> None:
+    """Random draws come from the funded proposals that could change machine, and a quarter as
+    many unfunded ones: those of least LP reduced cost (no unfunded one left out is nearer).
+    (Half the warm start's awards are dropped, so that more are unfunded than a quarter.)"""
+    terms, units, _, relaxation = _start(generate_round(120, 6, 1, policy_language=False))
+    kept = sorted({pid for (pid, _), v in units.items() if v > 0})[::2]
+    units = {key: v for key, v in units.items() if key[0] in kept}
+    pool = improve_module._random_pool(terms, units, relaxation)
+    funded = set(kept)
+    movable = {pid for pid in funded if len(terms.assessments[pid].options) > 1}
+    assert movable and funded - movable  # both kinds of funded proposal are here
+    assert pool == sorted(set(pool))
+    assert set(pool) & funded == movable
+    taken = [pid for pid in pool if pid not in funded]
+    left_out = {o.proposal_id for o in terms.options} - funded - set(taken)
+    assert len(taken) == len(funded) // 4 and left_out
+
+    def cost(pid: str) -> float:
+        return min(relaxation.cost.get(o.key, float("inf")) for o in terms.assessments[pid].options)
+
+    assert max(cost(pid) for pid in taken) <= min(cost(pid) for pid in left_out)
+
+
+def _scripted_steps(
+    monkeypatch: pytest.MonkeyPatch, gains: list[int], status: str = "optimal"
+) -> list[list[str]]:
+    """Replace each neighbourhood's CP-SAT call with a script: the i-th step raises the objective
+    by gains[i] points (0 once they run out) and ends with ``status``. Returns the draws."""
+    drawn: list[list[str]] = []
+
+    def scripted(self: improve_module._Search, free: list[str], **_: object) -> RawResult:
+        gain = gains[len(drawn)] if len(drawn) < len(gains) else 0
+        drawn.append(list(free))
+        self.objective += gain
+        self.spent += 0.01
+        return RawResult(status=status, stop_reason="finished", deterministic_seconds=0.01)
+
+    monkeypatch.setattr(improve_module._Search, "step", scripted)
+    return drawn
+
+
+ROUND_120 = generate_round(120, 6, 1, policy_language=False)
+
+
+@pytest.mark.parametrize(
+    ("status", "sizes"),
+    [
+        # Settled draws that gain nothing: the size doubles after every RANDOM_MISSES of them.
+        ("optimal", [8] * 4 + [16] * 4 + [32] * 4),
+        # Draws too wide to settle: the size halves, down to a quarter of the first.
+        ("feasible", [8, 4] + [2] * 10),
+    ],
+)
+def test_random_draws_grow_or_shrink_and_stop_after_a_stall(
+    status: str, sizes: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(improve_module, "RANDOM_SIZE", 8)
+    drawn = _scripted_steps(monkeypatch, [], status)
+    search = _random_search(ROUND_120)
+    pool = set(improve_module._random_pool(search.terms, search.units, search.relaxation))
+    improve_module._random_neighbourhoods(search)
+    assert len(drawn) == improve_module.RANDOM_STALL
+    assert [len(d) for d in drawn] == sizes
+    assert all(d == sorted(set(d)) and set(d) <= pool for d in drawn)
+
+
+def test_random_draws_go_on_while_they_gain_and_crumbs_are_no_gain(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A draw that closes 1/RANDOM_GAIN of the gap to the ceiling starts the stall count again;
+    draws that gain a point each do not (their gains are kept, but count as none)."""
+    monkeypatch.setattr(improve_module, "RANDOM_SIZE", 8)
+    stall = improve_module.RANDOM_STALL
+    search = _random_search(ROUND_120)
+    gap = search.ceiling - search.objective
+    assert gap > 4 * improve_module.RANDOM_GAIN
+    drawn = _scripted_steps(monkeypatch, [gap // 4] * 3)
+    improve_module._random_neighbourhoods(search)
+    assert [len(d) for d in drawn] == [8] * 3 + [8] * 4 + [16] * 4 + [32] * 4
+    assert len(drawn) == 3 + stall
+    search = _random_search(ROUND_120)
+    drawn = _scripted_steps(monkeypatch, [1] * stall + [gap // 4])
+    improve_module._random_neighbourhoods(search)
+    assert len(drawn) == stall  # the crumbs end the draws before the gain
+    assert search.objective == _random_search(ROUND_120).objective + stall  # and are kept
+
+
+def test_random_draws_spend_at_most_what_the_search_spent_before_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each scripted draw costs 1/8 of a deterministic second: after half a second of earlier
+    steps, four draws, each given what is left of that half second; none after no earlier work."""
+    budgets: list[float] = []
+
+    def priced(self: improve_module._Search, free: list[str], **kwargs: Any) -> RawResult:
+        budgets.append(kwargs["most"])
+        self.spent += 0.125
+        return RawResult(status="optimal", stop_reason="finished", deterministic_seconds=0.125)
+
+    monkeypatch.setattr(improve_module._Search, "step", priced)
+    monkeypatch.setattr(improve_module, "RANDOM_SIZE", 8)
+    improve_module._random_neighbourhoods(_random_search(ROUND_120, spent=0.5))
+    assert budgets == [0.5, 0.375, 0.25, 0.125]
+    budgets.clear()
+    improve_module._random_neighbourhoods(_random_search(ROUND_120, spent=0.0))
+    assert budgets == []
+
+
+def test_random_draws_are_seeded_by_the_solve_seed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(improve_module, "RANDOM_SIZE", 8)
+    runs = []
+    for seed in (0, 0, 1):
+        drawn = _scripted_steps(monkeypatch, [])
+        improve_module._random_neighbourhoods(_random_search(ROUND_120, seed=seed))
+        runs.append(drawn)
+    assert runs[0] == runs[1]  # the same seed, the same draws
+    assert runs[0] != runs[2]
+
+
+@pytest.mark.parametrize("limit", ["pool", "size"])
+def test_no_random_draws_from_a_pool_too_large_or_too_small(
+    limit: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No draw from a pool of over RANDOM_POOL proposals (at 10,000 x 30 they gained nothing),
+    nor from one no larger than a draw (that draw would be the whole pool)."""
+    search = _random_search(ROUND_120)
+    size = len(improve_module._random_pool(search.terms, search.units, search.relaxation))
+    monkeypatch.setattr(
+        improve_module,
+        "RANDOM_POOL" if limit == "pool" else "RANDOM_SIZE",
+        size - 1 if limit == "pool" else size,
+    )
+    drawn = _scripted_steps(monkeypatch, [1] * 100)
+    improve_module._random_neighbourhoods(search)
+    assert drawn == []
+
+
+def test_random_draws_find_what_margins_and_pairs_miss(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On this 200 x 8 round the margins, machines and pairs converge short of an allocation the
+    random draws then find: improve() ends higher with them, feasible, worth what it says, and
+    the same twice."""
+    terms, units, objective, relaxation = _start(generate_round(200, 8, 7, policy_language=False))
+    options = SolveOptions()  # the default gap limit and seed, as a solve runs it
+    found = [improve(terms, dict(units), objective, relaxation, options, 5.0) for _ in range(2)]
+    monkeypatch.setattr(improve_module, "_random_neighbourhoods", lambda _: None)
+    without = improve(terms, dict(units), objective, relaxation, options, 5.0)
+    assert found[0].objective > without.objective >= objective
+    assert (found[0].units, found[0].objective) == (found[1].units, found[1].objective)
+    assert feasible(terms, found[0].units) and _worth(terms, found[0].units) == found[0].objective
 
 
 def test_solve_with_and_without_the_probe_proves_the_same_optimum(monkeypatch: pytest.MonkeyPatch) -> None:
