@@ -49,7 +49,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import cast
 
@@ -73,6 +73,9 @@ from allocopt.verify import verify
 Units = dict[tuple[str, str], int]
 TARGETS = {300: 8, 2000: 12, 10000: 30}  # the performance issue's sizes: proposals -> machines
 TARGET_GAPS = {300: 1e-4, 2000: 2e-5, 10000: 5e-5}  # the gap each size's target asks for
+TARGET_SECONDS = {300: 5.0, 2000: 20.0, 10000: 60.0}  # ... within these wall seconds
+TARGET_PEAK_MB = {10000: 2048.0}  # ... and this peak memory
+TARGET_SEEDS = {300: [1, 2, 3, 4], 2000: [1, 2, 3, 4], 10000: [1, 2]}  # the README's rounds
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,9 @@ class Row:
     # target, so the solve goes on past it).
     to_target: float | None = None
     target_gap: float | None = None
+    bound: int | None = None  # allocopt's proven bound (the tighter of the LP's and CP-SAT's)
+    value: str = "fraction"
+    kind: str = "merit"
 
 
 # -- greedy fills ----------------------------------------------------------------
@@ -298,6 +304,7 @@ class HighsResult:
     gap: float | None  # HiGHS's own proven relative gap
     seconds: float
     peak_mb: float
+    bound: float | None = None  # HiGHS's proven bound (its dual bound), when it has a solution
 
 
 def run_highs(
@@ -325,6 +332,7 @@ def run_highs(
         gap=float(res.mip_gap) if res.x is not None and getattr(res, "mip_gap", None) is not None else None,
         seconds=seconds,
         peak_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        bound=-float(res.mip_dual_bound) if res.x is not None else None,
     )
 
 
@@ -373,7 +381,7 @@ def run_one(
     bound = lp_bound(terms)
     lp_seconds = time.perf_counter() - started
 
-    status, stop, obj, gap, det = "error", "-", None, None, 0.0
+    status, stop, obj, gap, det, proven = "error", "-", None, None, 0.0, None
     found: list[tuple[float, int, int]] = []  # each incumbent solve() reports: seconds, objective, bound
     started, cpu_started = time.perf_counter(), time.process_time()
     try:
@@ -393,7 +401,7 @@ def run_one(
         assert not violations, "allocopt's solution breaks rules:\n" + "\n".join(map(str, violations))
         status, stop = solution.solver.status, solution.solver.stop_reason
         obj, gap = solution.objective.scaled, solution.objective.gap
-        det = solution.solver.deterministic_seconds
+        det, proven = solution.solver.deterministic_seconds, solution.objective.best_bound_scaled
     return Row(
         proposals=proposals,
         seed=seed,
@@ -415,6 +423,9 @@ def run_one(
         cpu=cpu,
         to_target=_to_target(found, wall, gap, target_gap) if kind == "merit" else None,
         target_gap=target_gap if kind == "merit" else None,
+        bound=proven,
+        value=value,
+        kind=kind,
     )
 
 
@@ -518,6 +529,74 @@ def table(rows: list[Row], title: str) -> Table:
     return t
 
 
+def _tally(met: list[bool]) -> str:
+    return f"{sum(met)} of {len(met)}"
+
+
+def _as_good_as_highs(r: Row) -> bool:
+    """allocopt's allocation is worth at least HiGHS's (HiGHS's objective is a double of the
+    same integer objective: a relative allowance of 1e-12 for its rounding)."""
+    h = r.highs
+    if h is None or h.objective is None:
+        return r.objective is not None
+    return r.objective is not None and r.objective >= h.objective * (1 - 1e-12)
+
+
+def _bound_as_tight_as_highs(r: Row) -> bool:
+    h = r.highs
+    if h is None or h.bound is None:
+        return r.bound is not None
+    return r.bound is not None and r.bound <= h.bound * (1 + 1e-12)
+
+
+def verdicts(rows: list[Row]) -> Table:
+    """Each target of the performance issue, for each objective, merit value and size: on how
+    many of the rounds run it is met (merit: proven within the size's target gap in its target
+    time, and its peak memory; at equal time, an allocation and a bound at least as good as
+    HiGHS's; rank: every step proven within the target time)."""
+    t = Table(title="Targets met, of the rounds run")
+    for name in ("objective, value", "size", "target", "met on", "slowest to target", "peak MB"):
+        t.add_column(name, justify="left" if name in ("objective, value", "target") else "right")
+    with_highs = any(r.highs is not None for r in rows)
+    if with_highs:
+        t.add_column("objective >= HiGHS's", justify="right")
+        t.add_column("bound <= HiGHS's", justify="right")
+    groups: dict[tuple[str, str, int, int], list[Row]] = defaultdict(list)
+    for r in rows:
+        groups[(r.kind, r.value, r.proposals, r.machines)].append(r)
+    for (kind, value, proposals, machines), group in groups.items():
+        if proposals not in TARGET_SECONDS:
+            continue
+        seconds = TARGET_SECONDS[proposals]
+        peak = max(r.peak_mb for r in group)
+        limit = TARGET_PEAK_MB.get(proposals)
+        peak_cell = f"{peak:.0f}" + (
+            f" (<= {limit:.0f}: {'met' if peak <= limit else 'not met'})" if limit else ""
+        )
+        if kind == "rank":
+            target = f"every step proven in <= {seconds:g} s"
+            met = _tally([r.status == "optimal" and r.wall <= seconds for r in group])
+            slowest = f"{max(r.wall for r in group):.1f}"
+            against: list[str] = ["-", "-"] if with_highs else []
+        else:
+            gap = TARGET_GAPS[proposals]
+            target = f"gap <= {gap:.0e} in <= {seconds:g} s"
+            met = _tally([r.to_target is not None and r.to_target <= seconds for r in group])
+            times = [r.to_target for r in group if r.to_target is not None]
+            missed = sum(1 for r in group if r.to_target is None)
+            slowest = (f"{max(times):.1f}" if times else "-") + (f" ({missed} never)" if missed else "")
+            against = (
+                [
+                    _tally([_as_good_as_highs(r) for r in group]),
+                    _tally([_bound_as_tight_as_highs(r) for r in group]),
+                ]
+                if with_highs
+                else []
+            )
+        t.add_row(f"{kind}, {value}", f"{proposals} x {machines}", target, met, slowest, peak_cell, *against)
+    return t
+
+
 # -- how the fixed costs grow ---------------------------------------------------------
 
 SCALING_SIZES = [1250, 2500, 5000, 10000, 20000]  # proposals, on 30 machines: options grow with them
@@ -581,11 +660,22 @@ def _ints(text: str) -> list[int]:
 
 
 def main(argv: list[str] | None = None) -> None:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    _main(parser, args, argv)
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--sizes", type=_ints, default=[100, 500, 2000], help="proposals per round")
-    parser.add_argument("--seeds", type=_ints, default=[1, 2], help="generator seeds")
+    parser.add_argument(
+        "--seeds",
+        type=_ints,
+        default=None,
+        help="generator seeds (default 1,2; with --targets, 1-4 at 300 and 2000 proposals, 1,2 at 10000)",
+    )
     parser.add_argument("--machines", type=int, default=8, help="machines per round (default 8)")
     defaults = SolveOptions()
     parser.add_argument(
@@ -610,8 +700,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--target-sizes",
         type=_ints,
-        default=list(TARGETS),
-        help="with --targets: which of 300, 2000, 10000 (default all)",
+        default=None,
+        help="with --targets: which of 300, 2000, 10000 (default all; the rank walk, 300)",
     )
     parser.add_argument(
         "--highs",
@@ -622,16 +712,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--objective",
         choices=["merit", "rank"],
-        default="merit",
-        help="allocopt's objective; under 'rank' the status is 'optimal' when every step of the walk is "
-        "proven, and HiGHS is left out (it solves the merit model)",
+        default=None,
+        help="allocopt's objective (default merit; with --targets, merit and then rank at 300 x 8); under "
+        "'rank' the status is 'optimal' when every step of the walk is proven, and HiGHS is left out (it "
+        "solves the merit model)",
     )
     parser.add_argument(
         "--value",
         choices=["fraction", "hours"],
-        default="fraction",
-        help="the rounds' merit value: 'fraction' (the generator's; favours many awards) or 'hours' "
-        "(favours large awards)",
+        default=None,
+        help="the rounds' merit value: 'fraction' (the generator's, the default; favours many awards) or "
+        "'hours' (favours large awards); with --targets, both unless this is given",
     )
     parser.add_argument(
         "--no-warm-start", action="store_true", help="solve without the warm start (to measure what it does)"
@@ -642,7 +733,10 @@ def main(argv: list[str] | None = None) -> None:
         help="time the steps around the search (terms, model, LP, warm start, results) at "
         f"{', '.join(map(str, SCALING_SIZES))} proposals x 30 machines (--sizes to choose)",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _main(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str] | None) -> None:
     if args.scaling:
         sizes = SCALING_SIZES if "--sizes" not in (argv or sys.argv) else args.sizes
         measured = []
@@ -653,21 +747,66 @@ def main(argv: list[str] | None = None) -> None:
         Console(width=320).print(scaling_table(measured))
         return
     if args.targets:
-        unknown = set(args.target_sizes) - set(TARGETS)
+        unknown = set(args.target_sizes or []) - set(TARGETS)
         if unknown:
             parser.error(f"--target-sizes: no target of size {sorted(unknown)}; choose from {list(TARGETS)}")
-        plan = [(size, TARGETS[size], seed) for size in args.target_sizes for seed in args.seeds]
-    else:
-        sizes, seeds = ([100], args.seeds[:1]) if args.quick else (args.sizes, args.seeds)
-        plan = [(size, args.machines, seed) for size in sizes for seed in seeds]
-    with_highs = (args.highs or args.targets) and not args.no_highs and args.objective == "merit"
-
     console = Console()
     if not console.is_terminal:
         console = Console(width=320)
     started = time.perf_counter()
+    everything: list[Row] = []
+    for kind, value, plan, with_highs in runs(args):
+        rows = _run_plan(plan, args, kind, value, with_highs, console)
+        everything += rows
+        where = "the issue's target sizes" if args.targets else f"{args.machines} machines"
+        console.print(
+            table(
+                rows,
+                f"allocopt vs greedy fills{', HiGHS' if with_highs else ''} and the LP bound ({where}, "
+                f"work limit {args.work_limit:g}, {args.workers} workers"
+                f"{', no warm start' if args.no_warm_start else ''}, objective {kind}, value {value})",
+            )
+        )
+    if args.targets:
+        console.print(verdicts(everything))
+    console.print(f"total wall time {time.perf_counter() - started:.0f} s; all allocopt solutions verified")
+
+
+def runs(args: argparse.Namespace) -> list[tuple[str, str, list[tuple[int, int, int]], bool]]:
+    """What to run: (objective, merit value, [(proposals, machines, seed)], with HiGHS) in order.
+    --targets alone runs every table of the README: both merit values at every target size,
+    then the rank walk at 300 x 8 (at the larger sizes it takes minutes); --value, --objective,
+    --target-sizes and --seeds narrow it down."""
+    values = [args.value] if args.value else ["fraction", "hours"] if args.targets else ["fraction"]
+    kinds = [("merit", v) for v in values] if args.objective in (None, "merit") else []
+    if args.objective == "rank" or (args.targets and args.objective is None):
+        kinds.append(("rank", args.value or "fraction"))
+    out = []
+    for kind, value in kinds:
+        if args.targets:
+            sizes = args.target_sizes or (list(TARGETS) if kind == "merit" else [300])
+            plan = [(n, TARGETS[n], seed) for n in sizes for seed in (args.seeds or TARGET_SEEDS[n])]
+        else:
+            sizes, seeds = (
+                ([100], (args.seeds or [1])[:1]) if args.quick else (args.sizes, args.seeds or [1, 2])
+            )
+            plan = [(n, args.machines, seed) for n in sizes for seed in seeds]
+        with_highs = (args.highs or args.targets) and not args.no_highs and kind == "merit"
+        out.append((kind, value, plan, with_highs))
+    return out
+
+
+def _run_plan(
+    plan: list[tuple[int, int, int]],
+    args: argparse.Namespace,
+    kind: str,
+    value: str,
+    with_highs: bool,
+    console: Console,
+) -> list[Row]:
+    """Each round of the plan in a fresh process (the peak memory is that round's alone), then
+    HiGHS on it in another, given allocopt's wall time."""
     rows: list[Row] = []
-    # One fresh process per round: the peak memory is that round's alone.
     ctx = multiprocessing.get_context("spawn")
     for size, machines, seed in plan:
         with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
@@ -680,29 +819,19 @@ def main(argv: list[str] | None = None) -> None:
                 args.work_limit,
                 args.workers,
                 not args.no_warm_start,
-                args.objective,
-                args.value,
+                kind,
+                value,
                 TARGET_GAPS.get(size) if args.targets else None,
             ).result()
-        console.log(f"{size} x {machines}, seed {seed}: {asdict(row)['status']} in {row.wall:.1f} s")
+        console.log(f"{kind}, {value}, {size} x {machines}, seed {seed}: {row.status} in {row.wall:.1f} s")
         if with_highs:
             with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
                 high: Callable[..., HighsResult] = run_highs
-                highs = pool.submit(high, size, machines, seed, row.wall, args.value).result()
+                highs = pool.submit(high, size, machines, seed, row.wall, value).result()
             row = replace(row, highs=highs)
             console.log(f"  HiGHS: {highs.status} in {highs.seconds:.1f} s")
         rows.append(row)
-    where = "the issue's target sizes" if args.targets else f"{args.machines} machines"
-    console.print(
-        table(
-            rows,
-            f"allocopt vs greedy fills{', HiGHS' if with_highs else ''} and the LP bound ({where}, "
-            f"work limit {args.work_limit:g}, {args.workers} workers"
-            f"{', no warm start' if args.no_warm_start else ''}, objective {args.objective}, "
-            f"value {args.value})",
-        )
-    )
-    console.print(f"total wall time {time.perf_counter() - started:.0f} s; all allocopt solutions verified")
+    return rows
 
 
 if __name__ == "__main__":
