@@ -535,7 +535,7 @@ def _tally(met: list[bool]) -> str:
 
 def _as_good_as_highs(r: Row) -> bool:
     """allocopt's allocation is worth at least HiGHS's (HiGHS's objective is a double of the
-    same integer objective: a relative allowance of 1e-12 for its rounding)."""
+    same integer objective: a relative allowance of 1e-12 for its rounding), or HiGHS found none."""
     h = r.highs
     if h is None or h.objective is None:
         return r.objective is not None
@@ -543,10 +543,20 @@ def _as_good_as_highs(r: Row) -> bool:
 
 
 def _bound_as_tight_as_highs(r: Row) -> bool:
+    """allocopt's proven bound is no looser than HiGHS's dual bound (compared only where HiGHS
+    found an allocation: its bound is recorded with it)."""
     h = r.highs
-    if h is None or h.bound is None:
-        return r.bound is not None
+    assert h is not None and h.bound is not None
     return r.bound is not None and r.bound <= h.bound * (1 + 1e-12)
+
+
+def _against_highs(group: list[Row]) -> list[str]:
+    """The two HiGHS columns of a verdict: allocations at least as good, bounds at least as tight."""
+    found = [r for r in group if r.highs is not None and r.highs.bound is not None]
+    none = len(group) - len(found)
+    note = f" (HiGHS found none on {none})" if none else ""
+    bounds = _tally([_bound_as_tight_as_highs(r) for r in found]) if found else "-"
+    return [_tally([_as_good_as_highs(r) for r in group]) + note, bounds + note]
 
 
 def verdicts(rows: list[Row]) -> Table:
@@ -585,14 +595,7 @@ def verdicts(rows: list[Row]) -> Table:
             times = [r.to_target for r in group if r.to_target is not None]
             missed = sum(1 for r in group if r.to_target is None)
             slowest = (f"{max(times):.1f}" if times else "-") + (f" ({missed} never)" if missed else "")
-            against = (
-                [
-                    _tally([_as_good_as_highs(r) for r in group]),
-                    _tally([_bound_as_tight_as_highs(r) for r in group]),
-                ]
-                if with_highs
-                else []
-            )
+            against = _against_highs(group) if with_highs else []
         t.add_row(f"{kind}, {value}", f"{proposals} x {machines}", target, met, slowest, peak_cell, *against)
     return t
 
