@@ -5,8 +5,8 @@ within a fraction of a percent of the optimum, and in a basic optimal solution
 only a few options, about as many as there are coupling rules (machines,
 commercial caps, shares), are fractional. Rounding it therefore loses little:
 
-1. solve the LP (u in [0, max_units], x in [0, 1], the model's rules with
-   integrality dropped; soft share bounds left out; x is written as u / max_units
+1. solve the LP (u in [0, most], x in [0, 1], the model's rules with
+   integrality dropped; soft share bounds left out; x is written as u / most
    wherever that loses nothing, which halves the LP at scale);
 2. round: each proposal keeps the option the LP gives the most merit, with its
    units rounded down, within what is left on every rule; awards below their
@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 
 import numpy as np
@@ -91,11 +91,31 @@ def lp_units(terms: Terms, time_limit: float | None = None) -> Relaxation | None
     Every constraint is one the CP-SAT model implies, so the LP's optimum is an upper bound on
     the merit of any allowed allocation (soft-share penalties only lower it further). Split
     awards keep only what holds for any split: each option at most its units, at most
-    max_machines options, the total within the request."""
-    opts = terms.options
-    if not opts:
+    max_machines options, the total within the request.
+
+    Solved with each option bounded by its max_units; then, only if that optimum breaks a row
+    of the tighter program that bounds each option by what its machine can hold
+    (``most_units``), solved again with those rows, for the bound alone. The first optimum
+    stays the guide of the rounding and the search: where it breaks no such row it is optimal
+    for both programs, and where it does, the search was measured to do as well or better
+    from it (README, Performance)."""
+    if not terms.options:
         return None
-    lp = relaxation_program(terms)
+    loose = _solved(terms, relaxation_program(terms, tight=False), time_limit)
+    if loose is None:
+        return None
+    relaxation, z = loose
+    tight = relaxation_program(terms)
+    if _breaks(tight, z):
+        again = _solved(terms, tight, time_limit)
+        if again is not None:
+            relaxation = replace(relaxation, bound=min(relaxation.bound, again[0].bound))
+    return relaxation
+
+
+def _solved(terms: Terms, lp: Program, time_limit: float | None) -> tuple[Relaxation, np.ndarray] | None:
+    """The optimum of one LP program, and its solution vector (None if HiGHS fails)."""
+    opts = terms.options
     n = len(opts)
     c = lp.objective({i: float(o.coef) for i, o in enumerate(opts)})
     limits = {"time_limit": time_limit} if time_limit is not None else {}
@@ -114,7 +134,7 @@ def lp_units(terms: Terms, time_limit: float | None = None) -> Relaxation | None
     marginals = res.lower.marginals + res.upper.marginals
     reduced = marginals[:n].copy()
     for i, col in lp.x_col.items():
-        reduced[i] += marginals[col] / max(opts[i].max_units, 1.0)
+        reduced[i] += marginals[col] / max(lp.most[i], 1.0)
     reduced = np.abs(reduced)
     value = dual_value(
         c,
@@ -127,10 +147,29 @@ def lp_units(terms: Terms, time_limit: float | None = None) -> Relaxation | None
         res.ineqlin.marginals,
         res.eqlin.marginals if lp.a_eq is not None else None,
     )
-    return Relaxation(
+    relaxation = Relaxation(
         units={o.key: float(res.x[i]) for i, o in enumerate(opts) if res.x[i] > 1e-9},
         cost={o.key: float(reduced[i]) / max(o.coef, 1) for i, o in enumerate(opts)},
         bound=math.floor(value + 1),
+    )
+    return relaxation, res.x
+
+
+# How far an LP solution may break a row (relative to the row's bound) and still count as keeping
+# it: HiGHS's own feasibility tolerance is 1e-7.
+ROW_SLACK = 1e-6
+
+
+def _breaks(lp: Program, z: np.ndarray) -> bool:
+    """Does the solution z break a row or a bound of ``lp`` (by more than ROW_SLACK)?"""
+    if np.any(z > lp.upper + ROW_SLACK * np.maximum(1.0, np.abs(lp.upper))):
+        return True
+    if np.any(lp.a_ub @ z > lp.b_ub + ROW_SLACK * np.maximum(1.0, np.abs(lp.b_ub))):
+        return True
+    return (
+        lp.a_eq is not None
+        and lp.b_eq is not None
+        and bool(np.any(np.abs(lp.a_eq @ z - lp.b_eq) > ROW_SLACK * np.maximum(1.0, np.abs(lp.b_eq))))
     )
 
 
@@ -147,6 +186,7 @@ class Program:
     lower: np.ndarray
     upper: np.ndarray
     x_col: dict[int, int]
+    most: np.ndarray  # per option, the most units any allowed allocation gives it (``most_units``)
 
     def objective(self, gain: dict[int, float]) -> np.ndarray:
         """The vector to minimise for maximising sum(gain[i] u[i])."""
@@ -156,16 +196,37 @@ class Program:
         return c
 
 
+def most_units(terms: Terms) -> np.ndarray:
+    """Per option, the most units any allowed allocation gives it: its max_units, within its
+    machine's capacity and, for a commercial proposal, the machine's commercial cap; 0 where
+    even its least award (its minimum, or one unit of a split award) exceeds that. The LP's
+    u <= most x is then tighter than u <= max_units x: at 10,000 x 30 the LP used to take
+    fractions of large awards whose minimum no machine they asked for could hold."""
+    capacity = {m.id: m.gpu_hours // m.award_unit for m in terms.round.machines}
+    commercial = {m.id: terms.commercial_cap_hours[m.id] // m.award_unit for m in terms.round.machines}
+    most = np.zeros(len(terms.options))
+    for i, o in enumerate(terms.options):
+        a = terms.assessments[o.proposal_id]
+        room = min(o.max_units, capacity[o.machine_id])
+        if a.commercial:
+            room = min(room, commercial[o.machine_id])
+        most[i] = room if room >= (1 if a.split else o.min_units) else 0
+    return most
+
+
 def relaxation_program(
     terms: Terms,
     funded: frozenset[str] = frozenset(),
     unfunded: frozenset[str] = frozenset(),
     hard_shares: bool = False,
+    tight: bool = True,
 ) -> Program:
     """The rules of the LP relaxation (see ``lp_units``), with the proposals in ``funded``
     required funded and those in ``unfunded`` given nothing, as fund and exclude pins are
     (the rank walk's decisions). With ``hard_shares``, soft share bounds count as hard (as
-    under the rank objective); otherwise they are left out (their penalties only lower merit)."""
+    under the rank objective); otherwise they are left out (their penalties only lower merit).
+    With ``tight`` (the default), each option is bounded by ``most_units``, otherwise by its
+    max_units alone."""
     opts = terms.options
     n = len(opts)
     index = {o.key: i for i, o in enumerate(opts)}
@@ -191,14 +252,14 @@ def relaxation_program(
         if a.group_id is not None:
             by_group[a.group_id].append(i)
     split = np.array([terms.assessments[o.proposal_id].split for o in opts], dtype=bool)
-    hi_units = np.array([o.max_units for o in opts], dtype=float)
+    hi_units = most_units(terms) if tight else np.array([o.max_units for o in opts], dtype=float)
 
     # Variables: u[i] (column i) for every option. The funded indicator x[i] appears only in
     # rows of the form sum(w x) <= k with w >= 0, except for proposals that must be funded;
-    # so an optimal LP solution can take x[i] = u[i] / max_units, and x[i] is written as that
-    # (which every allowed allocation satisfies: u <= max x). Options of proposals that must
-    # be funded keep their own column x[i], with the award's shape rows: min x <= u (1 x <= u
-    # for a split award's option) and u <= max x.
+    # so an optimal LP solution can take x[i] = u[i] / most[i], and x[i] is written as that
+    # (which every allowed allocation satisfies: u <= most x, see ``most_units``). Options of
+    # proposals that must be funded keep their own column x[i], with the award's shape rows:
+    # min x <= u (1 x <= u for a split award's option) and u <= most x.
     pinned = {
         a.proposal.id for a in terms.assessments.values() if a.pin is not None and a.pin.action == "fund"
     }
@@ -320,7 +381,7 @@ def relaxation_program(
         eq_cols = [i for idx in fund_sets for i in idx]
         a_eq = coo_matrix((np.ones(len(eq_cols)), (eq_rows, eq_cols)), shape=(len(fund_sets), width)).tocsr()
         b_eq = np.ones(len(fund_sets))
-    return Program(a_ub, np.array(rhs, dtype=float), a_eq, b_eq, lower, upper, x_col)
+    return Program(a_ub, np.array(rhs, dtype=float), a_eq, b_eq, lower, upper, x_col, hi_units)
 
 
 def dual_value(

@@ -140,3 +140,68 @@ def test_lp_bound_is_never_below_the_brute_force_optimum(rnd: Round) -> None:
         assert not derive(rnd.canonical()).options
         return
     assert relaxation.bound >= expected, rnd.model_dump_json(exclude_defaults=True)
+
+
+def _lp_bound_and_optimum(rnd: Round) -> tuple[int, int]:
+    relaxation = lp_units(derive(rnd.canonical()))
+    optimum = brute_force(rnd)
+    assert relaxation is not None and optimum is not None
+    return relaxation.bound, optimum
+
+
+def test_lp_bound_leaves_out_awards_whose_minimum_exceeds_the_commercial_cap() -> None:
+    """A confidential proposal whose minimum (3,000 GPU-h) exceeds the machine's commercial cap
+    (2,000) can never be funded; the LP used to take 2,000 GPU-h of it anyway, at its high merit.
+    Now its bound is the optimum (up to its allowance for floating-point error)."""
+    rnd = make_round(
+        machines=[machine("m1", gpu_hours=10_000, commercial_cap=0.2)],
+        proposals=[
+            proposal("P1", kind="start-up", commitment="confidential", score=5.0, request=8000, minimum=3000),
+            proposal("P2", score=2.0, request=10_000, minimum=1000),
+        ],
+    )
+    bound, optimum = _lp_bound_and_optimum(rnd)
+    assert optimum <= bound <= optimum * (1 + 1e-7)
+
+
+def test_the_lp_guide_is_the_first_optimum_and_only_its_bound_is_tightened() -> None:
+    """The rounding and the search follow the first LP optimum (each option bounded by its
+    max_units alone); the tighter program, solved because that optimum breaks it, gives the
+    bound only. Where nothing is broken, one solve gives both."""
+    rnd = make_round(
+        machines=[machine("m1", gpu_hours=10_000, commercial_cap=0.2)],
+        proposals=[
+            proposal("P1", kind="start-up", commitment="confidential", score=5.0, request=8000, minimum=3000),
+            proposal("P2", score=2.0, request=10_000, minimum=1000),
+        ],
+    )
+    relaxation = lp_units(derive(rnd.canonical()))
+    assert relaxation is not None
+    assert relaxation.units == pytest.approx({("P1", "m1"): 2.0, ("P2", "m1"): 8.0})
+    assert relaxation.bound <= brute_force(rnd) * (1 + 1e-7)  # type: ignore[operator]
+
+    fits = make_round(
+        machines=[machine("m1", gpu_hours=10_000, commercial_cap=0.5)],
+        proposals=[
+            proposal("P1", kind="start-up", commitment="confidential", score=5.0, request=8000, minimum=3000),
+            proposal("P2", score=2.0, request=10_000, minimum=1000),
+        ],
+    )
+    relaxation = lp_units(derive(fits.canonical()))
+    assert relaxation is not None
+    assert relaxation.units == pytest.approx({("P1", "m1"): 5.0, ("P2", "m1"): 5.0})
+
+
+def test_lp_bound_leaves_out_options_whose_minimum_exceeds_the_machine() -> None:
+    """P1's minimum (6,000 GPU-h) fits on m1 but not on the smaller m2: the LP may not put part
+    of P1 on m2 (nor count m2's room as P1's, in its one-machine row), so its bound is the
+    optimum: P1 whole on m1, P2 on m2."""
+    rnd = make_round(
+        machines=[machine("m1", gpu_hours=8000), machine("m2", gpu_hours=4000)],
+        proposals=[
+            proposal("P1", score=5.0, request=12_000, minimum=6000),
+            proposal("P2", score=1.0, request=4000, minimum=1000),
+        ],
+    )
+    bound, optimum = _lp_bound_and_optimum(rnd)
+    assert optimum <= bound <= optimum * (1 + 1e-7)
