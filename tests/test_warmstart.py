@@ -149,17 +149,23 @@ def _lp_bound_and_optimum(rnd: Round) -> tuple[int, int]:
     return relaxation.bound, optimum
 
 
-def test_lp_bound_leaves_out_awards_whose_minimum_exceeds_the_commercial_cap() -> None:
-    """A confidential proposal whose minimum (3,000 GPU-h) exceeds the machine's commercial cap
-    (2,000) can never be funded; the LP used to take 2,000 GPU-h of it anyway, at its high merit.
-    Now its bound is the optimum (up to its allowance for floating-point error)."""
-    rnd = make_round(
-        machines=[machine("m1", gpu_hours=10_000, commercial_cap=0.2)],
+def _confidential_beside_open(commercial_cap: float) -> Round:
+    """One 10,000 GPU-h machine; P1, confidential (a commercial award) and of high merit, asks
+    8,000 with a minimum of 3,000; P2, open, asks for the whole machine at less merit."""
+    return make_round(
+        machines=[machine("m1", gpu_hours=10_000, commercial_cap=commercial_cap)],
         proposals=[
             proposal("P1", kind="start-up", commitment="confidential", score=5.0, request=8000, minimum=3000),
             proposal("P2", score=2.0, request=10_000, minimum=1000),
         ],
     )
+
+
+def test_lp_bound_leaves_out_awards_whose_minimum_exceeds_the_commercial_cap() -> None:
+    """A confidential proposal whose minimum (3,000 GPU-h) exceeds the machine's commercial cap
+    (2,000) can never be funded; the LP used to take 2,000 GPU-h of it anyway, at its high merit.
+    Now its bound is the optimum (up to its allowance for floating-point error)."""
+    rnd = _confidential_beside_open(commercial_cap=0.2)
     bound, optimum = _lp_bound_and_optimum(rnd)
     assert optimum <= bound <= optimum * (1 + 1e-7)
 
@@ -168,25 +174,13 @@ def test_the_lp_guide_is_the_first_optimum_and_only_its_bound_is_tightened() -> 
     """The rounding and the search follow the first LP optimum (each option bounded by its
     max_units alone); the tighter program, solved because that optimum breaks it, gives the
     bound only. Where nothing is broken, one solve gives both."""
-    rnd = make_round(
-        machines=[machine("m1", gpu_hours=10_000, commercial_cap=0.2)],
-        proposals=[
-            proposal("P1", kind="start-up", commitment="confidential", score=5.0, request=8000, minimum=3000),
-            proposal("P2", score=2.0, request=10_000, minimum=1000),
-        ],
-    )
+    rnd = _confidential_beside_open(commercial_cap=0.2)
     relaxation = lp_units(derive(rnd.canonical()))
     assert relaxation is not None
     assert relaxation.units == pytest.approx({("P1", "m1"): 2.0, ("P2", "m1"): 8.0})
     assert relaxation.bound <= brute_force(rnd) * (1 + 1e-7)  # type: ignore[operator]
 
-    fits = make_round(
-        machines=[machine("m1", gpu_hours=10_000, commercial_cap=0.5)],
-        proposals=[
-            proposal("P1", kind="start-up", commitment="confidential", score=5.0, request=8000, minimum=3000),
-            proposal("P2", score=2.0, request=10_000, minimum=1000),
-        ],
-    )
+    fits = _confidential_beside_open(commercial_cap=0.5)
     relaxation = lp_units(derive(fits.canonical()))
     assert relaxation is not None
     assert relaxation.units == pytest.approx({("P1", "m1"): 5.0, ("P2", "m1"): 5.0})
